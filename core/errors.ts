@@ -1,0 +1,50 @@
+/**
+ * Typed errors with stable codes. The same codes reach the CLI (exit 2 + one line), HTTP
+ * (4xx/5xx JSON body) and the plugins (readable message), so callers switch on `code`, never
+ * on message text.
+ */
+export type ErrorCode =
+  | 'UPB_INVALID_OPTION' // an option is outside its allowed range
+  | 'UPB_INPUT_NOT_FOUND'
+  | 'UPB_INPUT_NOT_IMAGE'
+  | 'UPB_OUTPUT_UNWRITABLE'
+  | 'UPB_UNKNOWN_MODEL'
+  | 'UPB_MODEL_INTEGRITY' // a downloaded or cached file does not match its pinned hash
+  | 'UPB_MODEL_FETCH' // the registry could not be reached / the tarball could not be read
+  | 'UPB_NCNN_UNSUPPORTED_LAYER'
+  | 'UPB_NCNN_FORMAT' // malformed .param/.bin
+  | 'UPB_INFERENCE' // the runtime failed on a tile even at the smallest tile size
+  | 'UPB_CANCELLED';
+
+/** Which errors are the caller's fault (HTTP 4xx, CLI exit 2) rather than ours. */
+const USER_ERRORS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'UPB_INVALID_OPTION',
+  'UPB_INPUT_NOT_FOUND',
+  'UPB_INPUT_NOT_IMAGE',
+  'UPB_OUTPUT_UNWRITABLE',
+  'UPB_UNKNOWN_MODEL',
+]);
+
+export class UpbridgeError extends Error {
+  readonly code: ErrorCode;
+  readonly details?: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
+    super(message);
+    this.name = 'UpbridgeError';
+    this.code = code;
+    this.details = details;
+  }
+
+  get isUserError(): boolean {
+    return USER_ERRORS.has(this.code);
+  }
+}
+
+export function isUpbridgeError(e: unknown): e is UpbridgeError {
+  return e instanceof UpbridgeError;
+}
+
+export function cancelledError(): UpbridgeError {
+  return new UpbridgeError('UPB_CANCELLED', 'upscale cancelled');
+}

@@ -1,0 +1,169 @@
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import { UpbridgeError } from '../errors';
+import { BitDepth, ChannelCount, hasAlpha, Raster } from '../raster';
+import { Resampler } from '../upscale';
+import { writeFileAtomic } from './atomic-write';
+import { embedExif, EmbedFormat, resetExifOrientation } from './exif-embed';
+
+export const OUTPUT_FORMATS = ['png', 'jpeg', 'webp', 'tiff'] as const;
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+
+/** What the input carried besides pixels; written back to the output. */
+export interface ImageMetadata {
+  format: string;
+  icc?: Buffer;
+  exif?: Buffer;
+  xmp?: string;
+  /** Pixels per inch. */
+  density?: number;
+}
+
+export interface DecodedImage {
+  raster: Raster;
+  metadata: ImageMetadata;
+}
+
+const EXTENSIONS: Record<string, OutputFormat> = { '.png': 'png', '.jpg': 'jpeg', '.jpeg': 'jpeg', '.webp': 'webp', '.tif': 'tiff', '.tiff': 'tiff' };
+
+/** The output format named by a file's extension. */
+export function formatFromPath(file: string): OutputFormat {
+  const format = EXTENSIONS[path.extname(file).toLowerCase()];
+  if (!format) {
+    throw new UpbridgeError('UPB_INVALID_OPTION', `output ${JSON.stringify(file)} must end in one of ${Object.keys(EXTENSIONS).join(', ')}`, { option: 'output' });
+  }
+  return format;
+}
+
+/** Spaces whose pixel values we keep untouched (and re-tag with the input's ICC profile). */
+const NATIVE_SPACES = new Set(['srgb', 'rgb', 'rgb16', 'b-w', 'grey16']);
+
+export async function decodeImage(bytes: Buffer, name = 'input'): Promise<DecodedImage> {
+  let meta: sharp.Metadata;
+  try {
+    meta = await sharp(bytes).metadata();
+  } catch (e) {
+    throw new UpbridgeError('UPB_INPUT_NOT_IMAGE', `${name} is not an image sharp can read (PNG, JPEG, WebP, TIFF): ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const depth: BitDepth = meta.depth === 'ushort' || meta.depth === 'short' || meta.depth === 'uint' || meta.depth === 'float' || meta.depth === 'double' ? 16 : 8;
+  const native = NATIVE_SPACES.has(meta.space ?? 'srgb');
+  const alpha = meta.hasAlpha === true;
+  const grey = meta.space === 'b-w' || meta.space === 'grey16';
+  const channels = ((grey ? 1 : 3) + (alpha ? 1 : 0)) as ChannelCount;
+
+  // Keep the ICC profile (no conversion to sRGB): a designer's Adobe RGB or Display P3 document must
+  // come back in its own space. Other spaces (CMYK, Lab) are converted to sRGB.
+  let pipeline = sharp(bytes).autoOrient();
+  if (native) pipeline = pipeline.keepIccProfile();
+  pipeline = pipeline.toColourspace(grey ? (depth === 16 ? 'grey16' : 'b-w') : depth === 16 ? 'rgb16' : 'srgb');
+  if (!alpha) pipeline = pipeline.removeAlpha();
+  const { data, info } = await pipeline.raw({ depth: depth === 16 ? 'ushort' : 'uchar' }).toBuffer({ resolveWithObject: true });
+  if (info.channels !== channels) {
+    throw new UpbridgeError('UPB_INPUT_NOT_IMAGE', `${name}: decoded ${info.channels} channels, expected ${channels}`);
+  }
+  const pixels = depth === 16 ? new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return {
+    raster: { width: info.width, height: info.height, channels, depth, data: pixels },
+    metadata: {
+      format: meta.format ?? 'unknown',
+      icc: native ? meta.icc : undefined,
+      exif: meta.exif,
+      xmp: meta.xmp ? meta.xmp.toString('utf8') : undefined,
+      density: meta.density,
+    },
+  };
+}
+
+export async function readImage(file: string): Promise<DecodedImage> {
+  let bytes: Buffer;
+  try {
+    bytes = await fs.readFile(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new UpbridgeError('UPB_INPUT_NOT_FOUND', `input file ${JSON.stringify(file)} does not exist`);
+    if (code === 'EISDIR') throw new UpbridgeError('UPB_INPUT_NOT_IMAGE', `input ${JSON.stringify(file)} is a folder, not an image`);
+    throw new UpbridgeError('UPB_INPUT_NOT_FOUND', `input file ${JSON.stringify(file)} cannot be read (${code})`);
+  }
+  return decodeImage(bytes, JSON.stringify(file));
+}
+
+function rawInput(raster: Raster): sharp.Sharp {
+  const interpretation = raster.channels <= 2 ? (raster.depth === 16 ? 'grey16' : 'b-w') : raster.depth === 16 ? 'rgb16' : 'srgb';
+  return sharp(raster.data, { raw: { width: raster.width, height: raster.height, channels: raster.channels } }).toColourspace(interpretation);
+}
+
+export async function encodeImage(raster: Raster, format: OutputFormat, metadata: Partial<ImageMetadata> = {}): Promise<{ bytes: Buffer; exifKept: boolean }> {
+  let pipeline = rawInput(raster);
+  if (metadata.density) pipeline = pipeline.withMetadata({ density: metadata.density });
+  let iccFile: string | undefined;
+  try {
+    if (metadata.icc) {
+      // sharp attaches profiles only from a file path.
+      iccFile = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'upbridge-icc-')), 'profile.icc');
+      await fs.writeFile(iccFile, metadata.icc);
+      pipeline = pipeline.withIccProfile(iccFile);
+    }
+    if (metadata.xmp) pipeline = pipeline.withXmp(metadata.xmp);
+    switch (format) {
+      case 'png':
+        pipeline = pipeline.png({ compressionLevel: 6 });
+        break;
+      case 'jpeg':
+        // JPEG has no alpha: flatten onto white, as design tools do on export.
+        if (hasAlpha(raster.channels)) pipeline = pipeline.flatten({ background: '#ffffff' });
+        pipeline = pipeline.jpeg({ quality: 95, chromaSubsampling: '4:4:4' });
+        break;
+      case 'webp':
+        pipeline = pipeline.webp({ quality: 95, alphaQuality: 100 });
+        break;
+      case 'tiff':
+        pipeline = pipeline.tiff({ compression: 'deflate', predictor: 'horizontal' });
+        break;
+    }
+    const bytes = await pipeline.toBuffer();
+    if (!metadata.exif) return { bytes, exifKept: false };
+    const embedded = embedExif(bytes, format as EmbedFormat, resetExifOrientation(metadata.exif));
+    return { bytes: Buffer.from(embedded.bytes), exifKept: embedded.embedded };
+  } finally {
+    if (iccFile) await fs.rm(path.dirname(iccFile), { recursive: true, force: true });
+  }
+}
+
+/** Fails early (before minutes of inference) when the output cannot be written. */
+export async function checkWritable(file: string): Promise<void> {
+  const dir = path.dirname(path.resolve(file));
+  try {
+    const stat = await fs.stat(dir);
+    if (!stat.isDirectory()) throw new Error('not a folder');
+    await fs.access(dir, fs.constants.W_OK);
+  } catch (e) {
+    throw new UpbridgeError('UPB_OUTPUT_UNWRITABLE', `cannot write ${JSON.stringify(file)}: folder ${JSON.stringify(dir)} ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : 'is not writable'}`);
+  }
+  const existing = await fs.stat(file).catch(() => null);
+  if (existing?.isDirectory()) throw new UpbridgeError('UPB_OUTPUT_UNWRITABLE', `cannot write ${JSON.stringify(file)}: it is a folder`);
+}
+
+export async function writeImage(file: string, raster: Raster, metadata: Partial<ImageMetadata> = {}, format: OutputFormat = formatFromPath(file)): Promise<{ exifKept: boolean }> {
+  const { bytes, exifKept } = await encodeImage(raster, format, metadata);
+  try {
+    await writeFileAtomic(file, bytes);
+  } catch (e) {
+    throw new UpbridgeError('UPB_OUTPUT_UNWRITABLE', `cannot write ${JSON.stringify(file)}: ${(e as Error).message}`);
+  }
+  return { exifKept };
+}
+
+/** Lanczos-3 resampling with sharp, keeping channels and bit depth; sharp premultiplies alpha. */
+export const sharpResampler: Resampler = {
+  async resize(raster, width, height) {
+    const { data, info } = await rawInput(raster)
+      .resize(width, height, { kernel: 'lanczos3', fit: 'fill' })
+      .raw({ depth: raster.depth === 16 ? 'ushort' : 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== raster.channels) throw new UpbridgeError('UPB_INFERENCE', `resample changed channels ${raster.channels} → ${info.channels}`);
+    const pixels = raster.depth === 16 ? new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    return { width, height, channels: raster.channels, depth: raster.depth, data: pixels };
+  },
+};

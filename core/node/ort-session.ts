@@ -1,0 +1,64 @@
+import * as ort from 'onnxruntime-node';
+import { UpbridgeError } from '../errors';
+import { InferenceRunner, TileTensor } from '../session';
+
+/**
+ * Providers to try, in order. Only cpu today; the list is where webgpu/cuda/dml/coreml go once
+ * they are measured (speed issue).
+ */
+export const DEFAULT_PROVIDERS = ['cpu'] as const;
+
+class OrtRunner implements InferenceRunner {
+  constructor(
+    private readonly session: ort.InferenceSession,
+    readonly provider: string,
+  ) {}
+
+  async run(input: TileTensor): Promise<TileTensor> {
+    const tensor = new ort.Tensor('float32', input.data, [1, input.channels, input.height, input.width]);
+    const result = await this.session.run({ [this.session.inputNames[0]]: tensor });
+    const output = result[this.session.outputNames[0]];
+    const [, channels, height, width] = output.dims as number[];
+    return { data: output.data as Float32Array, channels, height, width };
+  }
+}
+
+const sessions = new Map<string, Promise<OrtRunner>>();
+
+/** One session per model file and provider list, created on first use. */
+export function ortRunner(onnxPath: string, providers: readonly string[] = DEFAULT_PROVIDERS): Promise<InferenceRunner> {
+  const key = `${onnxPath}|${providers.join(',')}`;
+  let pending = sessions.get(key);
+  if (!pending) {
+    pending = createRunner(onnxPath, providers);
+    sessions.set(key, pending);
+    pending.catch(() => sessions.delete(key));
+  }
+  return pending;
+}
+
+async function createRunner(onnxPath: string, providers: readonly string[]): Promise<OrtRunner> {
+  const failures: string[] = [];
+  for (const provider of providers) {
+    try {
+      const session = await ort.InferenceSession.create(onnxPath, {
+        executionProviders: [provider],
+        graphOptimizationLevel: 'all',
+      });
+      return new OrtRunner(session, provider);
+    } catch (e) {
+      failures.push(`${provider}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  throw new UpbridgeError('UPB_INFERENCE', `no execution provider could load ${onnxPath} (${failures.join('; ')})`);
+}
+
+/** Frees cached sessions (tests, and the bridge when a model is removed). */
+export async function releaseSessions(): Promise<void> {
+  const all = [...sessions.values()];
+  sessions.clear();
+  for (const pending of all) {
+    const runner = await pending.catch(() => null);
+    await (runner as unknown as { session?: ort.InferenceSession })?.session?.release();
+  }
+}

@@ -1,0 +1,280 @@
+import { fillTransparentColour } from './alpha';
+import { axisWeights } from './blend';
+import { cancelledError, isUpbridgeError, UpbridgeError } from './errors';
+import { createRaster, extractChannel, hasAlpha, insertChannel, maxValue, Raster } from './raster';
+import { InferenceRunner, isOutOfMemory, TileTensor } from './session';
+import { mirrorIndex, planAxis, tileCount } from './tiler';
+import { integerInRange, numberInRange, oneOf } from './validate';
+
+export const ALPHA_MODES = ['model', 'lanczos'] as const;
+export type AlphaMode = (typeof ALPHA_MODES)[number];
+
+export const LIMITS = {
+  scale: { min: 1, max: 16 },
+  tile: { min: 16, max: 4096 },
+  overlap: { min: 0, max: 256 },
+} as const;
+
+export interface UpscaleOptions {
+  /** Output size ÷ input size, 1 to 16, fractional allowed. */
+  scale: number;
+  /** Tile core size in input pixels. */
+  tile: number;
+  /** Context pixels read around each tile core. */
+  overlap: number;
+  alpha: AlphaMode;
+  signal?: AbortSignal;
+  onProgress?: (progress: { done: number; total: number }) => void;
+}
+
+/** Lanczos resampling, supplied by the runtime (sharp in Node). */
+export interface Resampler {
+  resize(raster: Raster, width: number, height: number): Promise<Raster>;
+}
+
+export interface UpscaleResult {
+  raster: Raster;
+  /** Model passes run (16x with a 4x model: 2). */
+  passes: number;
+  /** Tiles inferred, all passes and the alpha channel included. */
+  tiles: number;
+}
+
+/** Validates untrusted options once, at the boundary (CLI, HTTP, plugins). */
+export function validateUpscaleOptions(raw: { scale?: unknown; tile?: unknown; overlap?: unknown; alpha?: unknown }, defaults: { tile: number; overlap: number }): Omit<UpscaleOptions, 'signal' | 'onProgress'> {
+  return {
+    scale: numberInRange('scale', raw.scale ?? 4, LIMITS.scale.min, LIMITS.scale.max),
+    tile: integerInRange('tile', raw.tile ?? defaults.tile, LIMITS.tile.min, LIMITS.tile.max),
+    overlap: integerInRange('overlap', raw.overlap ?? defaults.overlap, LIMITS.overlap.min, LIMITS.overlap.max),
+    alpha: oneOf('alpha', raw.alpha ?? 'model', ALPHA_MODES),
+  };
+}
+
+/** Smallest number of model passes whose combined scale reaches `scale` (at least one). */
+export function passCount(scale: number, modelScale: number): number {
+  let passes = 1;
+  while (modelScale ** passes < scale - 1e-9) passes++;
+  return passes;
+}
+
+export function outputSize(width: number, height: number, scale: number): { width: number; height: number } {
+  return { width: Math.max(1, Math.round(width * scale)), height: Math.max(1, Math.round(height * scale)) };
+}
+
+/**
+ * The whole pipeline: fill the colour under transparent pixels, run the colour channels (and the
+ * alpha channel, as grey, when alpha = model) through as many model passes as the scale needs,
+ * then resample to the exact requested size with Lanczos (as Real-ESRGAN's `outscale` does).
+ */
+export async function upscaleRaster(input: Raster, runner: InferenceRunner, modelScale: number, resampler: Resampler, options: UpscaleOptions): Promise<UpscaleResult> {
+  const passes = passCount(options.scale, modelScale);
+  const final = outputSize(input.width, input.height, options.scale);
+  const passScale = modelScale ** passes;
+  const alphaChannel = hasAlpha(input.channels) ? input.channels - 1 : -1;
+  const alphaByModel = alphaChannel >= 0 && options.alpha === 'model';
+
+  let total = 0;
+  for (let k = 0; k < passes; k++) total += tileCount(input.width * modelScale ** k, input.height * modelScale ** k, options.tile);
+  if (alphaByModel) total *= 2;
+  const progress = { done: 0, total };
+  const tick = () => {
+    progress.done++;
+    options.onProgress?.({ ...progress });
+  };
+  options.onProgress?.({ ...progress });
+
+  const target = createRaster(input.width * passScale, input.height * passScale, input.channels, input.depth);
+  const colour = alphaChannel >= 0 ? fillTransparentColour(input) : input;
+  const isGrey = input.channels <= 2;
+  await runPasses(colour, isGrey ? [0, 0, 0] : [0, 1, 2], target, isGrey ? [0] : [0, 1, 2], passes, runner, modelScale, options, tick);
+
+  if (alphaByModel) {
+    await runPasses(input, [alphaChannel, alphaChannel, alphaChannel], target, [alphaChannel], passes, runner, modelScale, options, tick);
+  } else if (alphaChannel >= 0) {
+    insertChannel(target, alphaChannel, await resampler.resize(extractChannel(input, alphaChannel), target.width, target.height));
+  }
+
+  const raster = target.width === final.width && target.height === final.height ? target : await resampler.resize(target, final.width, final.height);
+  return { raster, passes, tiles: total };
+}
+
+/** Chains passes; intermediate results stay 16-bit so a 16x job is not quantised to 8 bits midway. */
+async function runPasses(source: Raster, sourceChannels: number[], target: Raster, targetChannels: number[], passes: number, runner: InferenceRunner, modelScale: number, options: UpscaleOptions, tick: () => void): Promise<void> {
+  let src = source;
+  let srcChannels = sourceChannels;
+  for (let k = 1; k <= passes; k++) {
+    const last = k === passes;
+    const grey = targetChannels.length === 1;
+    const dst = last ? target : createRaster(src.width * modelScale, src.height * modelScale, grey ? 1 : 3, 16);
+    await runPass(src, srcChannels, dst, last ? targetChannels : grey ? [0] : [0, 1, 2], runner, modelScale, options, tick);
+    src = dst;
+    srcChannels = grey ? [0, 0, 0] : [0, 1, 2];
+  }
+}
+
+/** Reads a window of the source (mirrored outside the image) as a CHW float tile. */
+function readWindow(source: Raster, channels: number[], x0: number, y0: number, width: number, height: number): TileTensor {
+  const norm = 1 / maxValue(source.depth);
+  const plane = width * height;
+  const data = new Float32Array(3 * plane);
+  const columns = new Int32Array(width);
+  for (let x = 0; x < width; x++) columns[x] = mirrorIndex(x0 + x, source.width) * source.channels;
+  const [c0, c1, c2] = channels;
+  for (let y = 0; y < height; y++) {
+    const rowBase = mirrorIndex(y0 + y, source.height) * source.width * source.channels;
+    const out = y * width;
+    for (let x = 0; x < width; x++) {
+      const p = rowBase + columns[x];
+      data[out + x] = source.data[p + c0] * norm;
+      data[plane + out + x] = source.data[p + c1] * norm;
+      data[2 * plane + out + x] = source.data[p + c2] * norm;
+    }
+  }
+  return { data, channels: 3, height, width };
+}
+
+/** Smallest window side at which an out-of-memory tile is no longer split. */
+const MIN_SPLIT_PX = 16;
+
+async function runPass(source: Raster, sourceChannels: number[], target: Raster, targetChannels: number[], runner: InferenceRunner, scale: number, options: UpscaleOptions, tick: () => void): Promise<void> {
+  const { tile, overlap, signal } = options;
+  const xPlan = planAxis(source.width, tile, overlap, scale);
+  const yPlan = planAxis(source.height, tile, overlap, scale);
+  const cols = xPlan.boundaries.length - 1;
+  const rows = yPlan.boundaries.length - 1;
+  const outW = target.width;
+  const xWeights = Array.from({ length: cols }, (_, i) => axisWeights(xPlan, i, scale));
+  const yWeights = Array.from({ length: rows }, (_, j) => axisWeights(yPlan, j, scale));
+
+  const checkCancelled = () => {
+    if (signal?.aborted) throw cancelledError();
+  };
+
+  /** Infers a window; when the runtime runs out of memory, infers its quarters (each with context) instead. */
+  const inferWindow = async (x0: number, y0: number, width: number, height: number): Promise<TileTensor> => {
+    checkCancelled();
+    let result: TileTensor;
+    try {
+      result = await runner.run(readWindow(source, sourceChannels, x0, y0, width, height));
+    } catch (e) {
+      if (isUpbridgeError(e)) throw e;
+      if (!isOutOfMemory(e)) throw new UpbridgeError('UPB_INFERENCE', `inference failed on a ${width}×${height} tile: ${e instanceof Error ? e.message : String(e)}`);
+      // Each half is inferred with its own context, so a side is split only while the larger half
+      // plus context is still shorter than the side; below that a smaller tile cannot help.
+      const shrinks = (side: number) => side > MIN_SPLIT_PX && Math.ceil(side / 2) + 2 * overlap < side;
+      const splitX = shrinks(width);
+      const splitY = shrinks(height);
+      if (!splitX && !splitY) {
+        throw new UpbridgeError('UPB_INFERENCE', `out of memory even on a ${width}×${height} tile (overlap ${overlap}): ${e instanceof Error ? e.message : String(e)}`);
+      }
+      return inferSplit(x0, y0, width, height, splitX, splitY);
+    }
+    if (result.width !== width * scale || result.height !== height * scale || result.channels !== 3) {
+      throw new UpbridgeError('UPB_INFERENCE', `model returned ${result.channels}×${result.width}×${result.height} for a 3×${width}×${height} tile; expected a ${scale}x RGB model`);
+    }
+    return result;
+  };
+
+  const inferSplit = async (x0: number, y0: number, width: number, height: number, splitX: boolean, splitY: boolean): Promise<TileTensor> => {
+    const out: TileTensor = { data: new Float32Array(3 * width * scale * height * scale), channels: 3, width: width * scale, height: height * scale };
+    const xs = splitX ? [0, width >> 1, width] : [0, width];
+    const ys = splitY ? [0, height >> 1, height] : [0, height];
+    const outPlane = out.width * out.height;
+    for (let j = 0; j + 1 < ys.length; j++) {
+      for (let i = 0; i + 1 < xs.length; i++) {
+        const partW = xs[i + 1] - xs[i];
+        const partH = ys[j + 1] - ys[j];
+        // Context only across the new cut: an axis that is not split keeps its window as it is.
+        const cx = splitX ? overlap : 0;
+        const cy = splitY ? overlap : 0;
+        const part = await inferWindow(x0 + xs[i] - cx, y0 + ys[j] - cy, partW + 2 * cx, partH + 2 * cy);
+        const partPlane = part.width * part.height;
+        for (let c = 0; c < 3; c++) {
+          for (let y = 0; y < partH * scale; y++) {
+            const from = c * partPlane + (y + cy * scale) * part.width + cx * scale;
+            out.data.set(part.data.subarray(from, from + partW * scale), c * outPlane + (ys[j] * scale + y) * out.width + xs[i] * scale);
+          }
+        }
+      }
+    }
+    return out;
+  };
+
+  let band = new Float32Array(0);
+  let bandStart = 0;
+  let bandRows = 0;
+  for (let row = 0; row < rows; row++) {
+    const { start: rowStart, weights: wy } = yWeights[row];
+    const rowEnd = rowStart + wy.length;
+    // A band holds float sums only for the rows this tile row touches; rows carried over from the
+    // previous tile row are its blend ramp.
+    const next = new Float32Array(3 * wy.length * outW);
+    const carried = Math.max(0, bandStart + bandRows - rowStart);
+    for (let c = 0; c < 3; c++) {
+      const from = c * bandRows * outW + (rowStart - bandStart) * outW;
+      next.set(band.subarray(from, from + carried * outW), c * wy.length * outW);
+    }
+    band = next;
+    bandStart = rowStart;
+    bandRows = wy.length;
+    const bandPlane = bandRows * outW;
+
+    for (let col = 0; col < cols; col++) {
+      const x0 = xPlan.boundaries[col];
+      const x1 = xPlan.boundaries[col + 1];
+      const y0 = yPlan.boundaries[row];
+      const y1 = yPlan.boundaries[row + 1];
+      const out = await inferWindow(x0 - overlap, y0 - overlap, x1 - x0 + 2 * overlap, y1 - y0 + 2 * overlap);
+      const winX0 = (x0 - overlap) * scale;
+      const winY0 = (y0 - overlap) * scale;
+      const { start: colStart, weights: wx } = xWeights[col];
+      const outPlane = out.width * out.height;
+      for (let Y = rowStart; Y < rowEnd; Y++) {
+        const wyv = wy[Y - rowStart];
+        if (wyv === 0) continue;
+        const srcRow = (Y - winY0) * out.width - winX0;
+        const dstRow = (Y - bandStart) * outW;
+        for (let X = colStart; X < colStart + wx.length; X++) {
+          const w = wyv * wx[X - colStart];
+          if (w === 0) continue;
+          const s = srcRow + X;
+          const d = dstRow + X;
+          band[d] += w * out.data[s];
+          band[bandPlane + d] += w * out.data[outPlane + s];
+          band[2 * bandPlane + d] += w * out.data[2 * outPlane + s];
+        }
+      }
+      tick();
+    }
+    const finalEnd = row + 1 < rows ? yWeights[row + 1].start : target.height;
+    writeRows(band, bandStart, bandRows, rowStart, finalEnd, target, targetChannels);
+  }
+}
+
+/** Rounds finished float rows into the target raster; one target channel takes the mean of R, G, B. */
+function writeRows(band: Float32Array, bandStart: number, bandRows: number, from: number, to: number, target: Raster, channels: number[]): void {
+  const max = maxValue(target.depth);
+  const width = target.width;
+  const plane = bandRows * width;
+  const stride = target.channels;
+  for (let Y = from; Y < to; Y++) {
+    const bandRow = (Y - bandStart) * width;
+    const outRow = Y * width * stride;
+    for (let X = 0; X < width; X++) {
+      const b = bandRow + X;
+      const o = outRow + X * stride;
+      if (channels.length === 3) {
+        target.data[o + channels[0]] = quantise(band[b], max);
+        target.data[o + channels[1]] = quantise(band[plane + b], max);
+        target.data[o + channels[2]] = quantise(band[2 * plane + b], max);
+      } else {
+        target.data[o + channels[0]] = quantise((band[b] + band[plane + b] + band[2 * plane + b]) / 3, max);
+      }
+    }
+  }
+}
+
+function quantise(value: number, max: number): number {
+  const v = Math.round(value * max);
+  return v < 0 ? 0 : v > max ? max : v;
+}

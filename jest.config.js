@@ -1,0 +1,18 @@
+const path = require('node:path');
+
+// Tests install the real models once into a cache inside the checkout (git-ignored), so a
+// second run skips the download and conversion. Set here, before workers start, so every
+// worker and every spawned CLI sees the same home.
+process.env.UPBRIDGE_HOME = process.env.UPBRIDGE_TEST_HOME || path.join(__dirname, '.cache', 'test-home');
+
+/** @type {import('jest').Config} */
+module.exports = {
+  testEnvironment: '<rootDir>/test/environment.js',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  transform: { '^.+\\.ts$': ['@swc/jest'] },
+  globalSetup: '<rootDir>/test/global-setup.ts',
+  // Inference tests are CPU-bound and ONNX Runtime already uses both cores.
+  maxWorkers: 2,
+  testTimeout: 120000,
+};

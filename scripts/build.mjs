@@ -1,0 +1,15 @@
+// Bundles the CLI with esbuild. Native and large runtime packages stay external: they are
+// dependencies, loaded from node_modules at run time.
+import { build } from 'esbuild';
+
+await build({
+  entryPoints: ['bridge-server/cli.ts'],
+  outfile: 'dist/cli.js',
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  sourcemap: true,
+  external: ['sharp', 'onnxruntime-node', 'pacote'],
+  logLevel: 'warning',
+});

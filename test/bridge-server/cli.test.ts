@@ -1,0 +1,105 @@
+import { execFile } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import sharp from 'sharp';
+
+/**
+ * The real CLI, as a user runs it: the esbuild bundle (built by `npm test`'s pretest) through
+ * bin/upbridge.js, in a child process.
+ */
+const run = promisify(execFile);
+const ROOT = path.join(__dirname, '..', '..');
+const BIN = path.join(ROOT, 'bin', 'upbridge.js');
+const SAMPLE = path.join(ROOT, 'test', 'fixtures', 'ncnn-reference', 'input-a.png');
+
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { env: process.env });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+let dir: string;
+beforeEach(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'upbridge-cli-'));
+});
+afterEach(async () => {
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+describe('upbridge upscale', () => {
+  test('--json prints one line describing the result, and the file is a 4x PNG', async () => {
+    const out = path.join(dir, 'out.png');
+    const { code, stdout } = await cli('upscale', SAMPLE, '-o', out, '--json');
+    expect(code).toBe(0);
+    const lines = stdout.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    const report = JSON.parse(lines[0]);
+    expect(report).toEqual({
+      model: 'realesr-general-x4v3',
+      scale: 4,
+      input: { width: 40, height: 32 },
+      output: { width: 160, height: 128 },
+      tiles: 1,
+      seconds: expect.any(Number),
+      provider: 'cpu',
+    });
+    const meta = await sharp(out).metadata();
+    expect([meta.format, meta.width, meta.height]).toEqual(['png', 160, 128]);
+  });
+
+  test('fractional scale, tile options and another output format', async () => {
+    const out = path.join(dir, 'out.webp');
+    const { code, stdout } = await cli('upscale', SAMPLE, '-o', out, '--scale', '2.5', '--tile', '16', '--overlap', '8', '--json');
+    expect(code).toBe(0);
+    expect(JSON.parse(stdout)).toMatchObject({ scale: 2.5, output: { width: 100, height: 80 }, tiles: 6 });
+    expect((await sharp(out).metadata()).format).toBe('webp');
+  });
+
+  test.each([
+    [['upscale', 'missing.png', '-o', 'OUT'], /input file "missing.png" does not exist/],
+    [['upscale', 'SAMPLE', '-o', 'OUT', '--scale', '20'], /scale must be a number from 1 to 16, got "20"/],
+    [['upscale', 'SAMPLE', '-o', 'OUT', '--scale', '0.5'], /scale must be a number from 1 to 16/],
+    [['upscale', 'SAMPLE', '-o', 'OUT', '--tile', '4'], /tile must be an integer from 16 to 4096, got "4"/],
+    [['upscale', 'SAMPLE', '-o', 'OUT', '--model', 'nope'], /unknown model "nope"; known models: realesr-general-x4v3, realesrgan-x4plus/],
+    [['upscale', 'NOT_IMAGE', '-o', 'OUT'], /is not an image/],
+    [['upscale', 'SAMPLE', '-o', 'NO_DIR'], /cannot write .* does not exist/],
+    [['upscale', 'SAMPLE', '-o', 'BAD_EXT'], /must end in one of \.png, \.jpg/],
+    [['upscale', 'SAMPLE', '-o', 'OUT', '--alpha', 'blur'], /Allowed choices are model, lanczos/],
+    [['upscale', 'SAMPLE'], /required option '-o, --output <file>'/],
+  ])('bad input %j: exit 2, one line naming the problem, no output file', async (args, message) => {
+    const notImage = path.join(dir, 'notes.png');
+    await fs.writeFile(notImage, 'this is text');
+    const out = path.join(dir, 'out.png');
+    const subst: Record<string, string> = { OUT: out, SAMPLE, NOT_IMAGE: notImage, NO_DIR: path.join(dir, 'missing', 'out.png'), BAD_EXT: path.join(dir, 'out.gif') };
+    const { code, stdout, stderr } = await cli(...args.map((a) => subst[a] ?? a));
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr).toMatch(message);
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+    expect(stderr).not.toMatch(/\n\s+at /); // no stack trace
+    expect(await fs.readdir(dir)).toEqual(['notes.png']);
+  });
+});
+
+describe('upbridge models list', () => {
+  test('--json lists installed and installable models with the default marked', async () => {
+    const { code, stdout } = await cli('models', 'list', '--json');
+    expect(code).toBe(0);
+    const listed = JSON.parse(stdout);
+    expect(listed.home).toBe(path.join(process.env.UPBRIDGE_HOME!, 'models'));
+    expect(listed.models.map((m: { id: string }) => m.id)).toEqual(['realesr-general-x4v3', 'realesrgan-x4plus']);
+    expect(listed.models[0]).toMatchObject({ default: true, installed: true, scale: 4 });
+  });
+
+  test('an empty home lists every model as installable', async () => {
+    const { stdout } = await run(process.execPath, [BIN, 'models', 'list'], { env: { ...process.env, UPBRIDGE_HOME: dir } });
+    expect(stdout).toMatch(/installable\s+realesr-general-x4v3/);
+    expect(stdout).toMatch(/installable\s+realesrgan-x4plus/);
+  });
+});

