@@ -38,16 +38,16 @@ export interface Catalogue {
 
 export const catalogue = catalogueJson as Catalogue;
 
-export function modelIds(): string[] {
-  return catalogue.models.map((m) => m.id);
+export function modelIds(from: Catalogue = catalogue): string[] {
+  return from.models.map((m) => m.id);
 }
 
-export function findModel(id: string): ModelEntry {
-  const entry = catalogue.models.find((m) => m.id === id);
+export function findModel(id: string, from: Catalogue = catalogue): ModelEntry {
+  const entry = from.models.find((m) => m.id === id);
   if (!entry) {
-    throw new UpbridgeError('UPB_UNKNOWN_MODEL', `unknown model ${JSON.stringify(id)}; known models: ${modelIds().join(', ')}`, {
+    throw new UpbridgeError('UPB_UNKNOWN_MODEL', `unknown model ${JSON.stringify(id)}; known models: ${modelIds(from).join(', ')}`, {
       model: id,
-      known: modelIds(),
+      known: modelIds(from),
     });
   }
   return entry;

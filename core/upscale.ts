@@ -133,11 +133,20 @@ function readWindow(source: Raster, channels: number[], x0: number, y0: number, 
   return { data, channels: 3, height, width };
 }
 
+/**
+ * Mirrored padding at the image border, as Real-ESRGAN's pre_pad (PyTorch) and prepadding
+ * (ncnn) do: enough to keep the convolutions' zero padding away from the visible edge, far less
+ * than the context tiles need from each other.
+ */
+export const BORDER_PAD_PX = 10;
+
 /** Smallest window side at which an out-of-memory tile is no longer split. */
 const MIN_SPLIT_PX = 16;
 
 async function runPass(source: Raster, sourceChannels: number[], target: Raster, targetChannels: number[], runner: InferenceRunner, scale: number, options: UpscaleOptions, tick: () => void): Promise<void> {
   const { tile, overlap, signal } = options;
+  // Context between tiles is `overlap`; at the image border only BORDER_PAD_PX of mirrored padding.
+  const borderPad = Math.min(overlap, BORDER_PAD_PX);
   const xPlan = planAxis(source.width, tile, overlap, scale);
   const yPlan = planAxis(source.height, tile, overlap, scale);
   const cols = xPlan.boundaries.length - 1;
@@ -159,9 +168,9 @@ async function runPass(source: Raster, sourceChannels: number[], target: Raster,
     } catch (e) {
       if (isUpbridgeError(e)) throw e;
       if (!isOutOfMemory(e)) throw new UpbridgeError('UPB_INFERENCE', `inference failed on a ${width}×${height} tile: ${e instanceof Error ? e.message : String(e)}`);
-      // Each half is inferred with its own context, so a side is split only while the larger half
-      // plus context is still shorter than the side; below that a smaller tile cannot help.
-      const shrinks = (side: number) => side > MIN_SPLIT_PX && Math.ceil(side / 2) + 2 * overlap < side;
+      // Each half keeps the window's outer edges and reads up to `overlap` pixels of context across
+      // the cut (within the window), so a side is split only while that makes its windows shorter.
+      const shrinks = (side: number) => side > MIN_SPLIT_PX && Math.ceil(side / 2) + overlap < side;
       const splitX = shrinks(width);
       const splitY = shrinks(height);
       if (!splitX && !splitY) {
@@ -177,27 +186,33 @@ async function runPass(source: Raster, sourceChannels: number[], target: Raster,
 
   const inferSplit = async (x0: number, y0: number, width: number, height: number, splitX: boolean, splitY: boolean): Promise<TileTensor> => {
     const out: TileTensor = { data: new Float32Array(3 * width * scale * height * scale), channels: 3, width: width * scale, height: height * scale };
-    const xs = splitX ? [0, width >> 1, width] : [0, width];
-    const ys = splitY ? [0, height >> 1, height] : [0, height];
     const outPlane = out.width * out.height;
-    for (let j = 0; j + 1 < ys.length; j++) {
-      for (let i = 0; i + 1 < xs.length; i++) {
-        const partW = xs[i + 1] - xs[i];
-        const partH = ys[j + 1] - ys[j];
-        // Context only across the new cut: an axis that is not split keeps its window as it is.
-        const cx = splitX ? overlap : 0;
-        const cy = splitY ? overlap : 0;
-        const part = await inferWindow(x0 + xs[i] - cx, y0 + ys[j] - cy, partW + 2 * cx, partH + 2 * cy);
+    const xParts = halves(width, splitX);
+    const yParts = halves(height, splitY);
+    for (const yp of yParts) {
+      for (const xp of xParts) {
+        const part = await inferWindow(x0 + xp.from - xp.before, y0 + yp.from - yp.before, xp.to - xp.from + xp.before + xp.after, yp.to - yp.from + yp.before + yp.after);
         const partPlane = part.width * part.height;
+        const rowLength = (xp.to - xp.from) * scale;
         for (let c = 0; c < 3; c++) {
-          for (let y = 0; y < partH * scale; y++) {
-            const from = c * partPlane + (y + cy * scale) * part.width + cx * scale;
-            out.data.set(part.data.subarray(from, from + partW * scale), c * outPlane + (ys[j] * scale + y) * out.width + xs[i] * scale);
+          for (let y = 0; y < (yp.to - yp.from) * scale; y++) {
+            const from = c * partPlane + (y + yp.before * scale) * part.width + xp.before * scale;
+            out.data.set(part.data.subarray(from, from + rowLength), c * outPlane + (yp.from * scale + y) * out.width + xp.from * scale);
           }
         }
       }
     }
     return out;
+  };
+
+  /** The two halves of a window side, each with context only across the cut. */
+  const halves = (side: number, split: boolean) => {
+    if (!split) return [{ from: 0, to: side, before: 0, after: 0 }];
+    const mid = side >> 1;
+    return [
+      { from: 0, to: mid, before: 0, after: Math.min(overlap, side - mid) },
+      { from: mid, to: side, before: Math.min(overlap, mid), after: 0 },
+    ];
   };
 
   let band = new Float32Array(0);
@@ -224,9 +239,15 @@ async function runPass(source: Raster, sourceChannels: number[], target: Raster,
       const x1 = xPlan.boundaries[col + 1];
       const y0 = yPlan.boundaries[row];
       const y1 = yPlan.boundaries[row + 1];
-      const out = await inferWindow(x0 - overlap, y0 - overlap, x1 - x0 + 2 * overlap, y1 - y0 + 2 * overlap);
-      const winX0 = (x0 - overlap) * scale;
-      const winY0 = (y0 - overlap) * scale;
+      // Windows never reach past the border padding, even where `overlap` would: every run then
+      // sees the same mirrored border, whatever its tiling.
+      const left = Math.max(x0 - overlap, -borderPad);
+      const top = Math.max(y0 - overlap, -borderPad);
+      const right = Math.min(x1 + overlap, source.width + borderPad);
+      const bottom = Math.min(y1 + overlap, source.height + borderPad);
+      const out = await inferWindow(left, top, right - left, bottom - top);
+      const winX0 = left * scale;
+      const winY0 = top * scale;
       const { start: colStart, weights: wx } = xWeights[col];
       const outPlane = out.width * out.height;
       for (let Y = rowStart; Y < rowEnd; Y++) {

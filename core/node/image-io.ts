@@ -1,12 +1,11 @@
 import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { UpbridgeError } from '../errors';
 import { BitDepth, ChannelCount, hasAlpha, Raster } from '../raster';
 import { Resampler } from '../upscale';
 import { writeFileAtomic } from './atomic-write';
-import { embedExif, EmbedFormat, resetExifOrientation } from './exif-embed';
+import { addPngMetadata } from './png-metadata';
 
 export const OUTPUT_FORMATS = ['png', 'jpeg', 'webp', 'tiff'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
@@ -57,13 +56,16 @@ export async function decodeImage(bytes: Buffer, name = 'input'): Promise<Decode
   // come back in its own space. Other spaces (CMYK, Lab) are converted to sRGB.
   let pipeline = sharp(bytes).autoOrient();
   if (native) pipeline = pipeline.keepIccProfile();
-  pipeline = pipeline.toColourspace(grey ? (depth === 16 ? 'grey16' : 'b-w') : depth === 16 ? 'rgb16' : 'srgb');
+  // sharp's 8-bit 'b-w' raw output drops the alpha band, so 8-bit grey+alpha goes through RGBA.
+  const viaRgba = grey && alpha && depth === 8;
+  pipeline = pipeline.toColourspace(grey && !viaRgba ? (depth === 16 ? 'grey16' : 'b-w') : depth === 16 ? 'rgb16' : 'srgb');
   if (!alpha) pipeline = pipeline.removeAlpha();
   const { data, info } = await pipeline.raw({ depth: depth === 16 ? 'ushort' : 'uchar' }).toBuffer({ resolveWithObject: true });
-  if (info.channels !== channels) {
+  if (info.channels !== (viaRgba ? 4 : channels)) {
     throw new UpbridgeError('UPB_INPUT_NOT_IMAGE', `${name}: decoded ${info.channels} channels, expected ${channels}`);
   }
-  const pixels = depth === 16 ? new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  const decoded = depth === 16 ? new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  const pixels = viaRgba ? pickChannels(decoded, 4, [0, 3]) : decoded;
   return {
     raster: { width: info.width, height: info.height, channels, depth, data: pixels },
     metadata: {
@@ -89,46 +91,50 @@ export async function readImage(file: string): Promise<DecodedImage> {
   return decodeImage(bytes, JSON.stringify(file));
 }
 
-function rawInput(raster: Raster): sharp.Sharp {
-  const interpretation = raster.channels <= 2 ? (raster.depth === 16 ? 'grey16' : 'b-w') : raster.depth === 16 ? 'rgb16' : 'srgb';
-  return sharp(raster.data, { raw: { width: raster.width, height: raster.height, channels: raster.channels } }).toColourspace(interpretation);
+function interpretation(channels: ChannelCount, depth: BitDepth): string {
+  if (channels <= 2) return depth === 16 ? 'grey16' : 'b-w';
+  return depth === 16 ? 'rgb16' : 'srgb';
 }
 
+function rawInput(raster: Raster): sharp.Sharp {
+  return sharp(raster.data, { raw: { width: raster.width, height: raster.height, channels: raster.channels } }).toColourspace(interpretation(raster.channels, raster.depth));
+}
+
+/**
+ * Encodes to PNG first and inserts the input's own ICC profile, EXIF and density as PNG chunks
+ * (png-metadata.ts says why sharp cannot attach them to raw pixels without converting them).
+ * Other formats are encoded from that PNG with keepMetadata(): libvips carries the profile, EXIF,
+ * XMP and density across, and the pixel values are never colour-converted.
+ */
 export async function encodeImage(raster: Raster, format: OutputFormat, metadata: Partial<ImageMetadata> = {}): Promise<{ bytes: Buffer; exifKept: boolean }> {
-  let pipeline = rawInput(raster);
-  if (metadata.density) pipeline = pipeline.withMetadata({ density: metadata.density });
-  let iccFile: string | undefined;
-  try {
-    if (metadata.icc) {
-      // sharp attaches profiles only from a file path.
-      iccFile = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'upbridge-icc-')), 'profile.icc');
-      await fs.writeFile(iccFile, metadata.icc);
-      pipeline = pipeline.withIccProfile(iccFile);
+  let base = rawInput(raster);
+  if (metadata.xmp) base = base.withXmp(metadata.xmp);
+  // The intermediate PNG for other formats is stored uncompressed: it is decoded at once.
+  const png = Buffer.from(addPngMetadata(await base.png({ compressionLevel: format === 'png' ? 6 : 0 }).toBuffer(), metadata));
+  // libvips writes no EXIF into TIFF.
+  const exifKept = metadata.exif !== undefined && format !== 'tiff';
+  if (format === 'png') return { bytes: png, exifKept };
+
+  // sharp would otherwise output grey as RGB; only TIFF (of these) stores 16 bits.
+  const keep16 = raster.depth === 16 && format === 'tiff';
+  let pipeline = sharp(png).keepMetadata().toColourspace(interpretation(raster.channels, keep16 ? 16 : 8));
+  switch (format) {
+    case 'jpeg':
+      // JPEG has no alpha: flatten onto white, as design tools do on export.
+      if (hasAlpha(raster.channels)) pipeline = pipeline.flatten({ background: '#ffffff' });
+      pipeline = pipeline.jpeg({ quality: 95, chromaSubsampling: '4:4:4' });
+      break;
+    case 'webp':
+      pipeline = pipeline.webp({ quality: 95, alphaQuality: 100 });
+      break;
+    case 'tiff': {
+      // sharp's TIFF resolution is in pixels per millimetre and does not come from the PNG's pHYs.
+      const perMm = metadata.density ? metadata.density / 25.4 : undefined;
+      pipeline = pipeline.tiff({ compression: 'deflate', predictor: 'horizontal', ...(perMm ? { xres: perMm, yres: perMm, resolutionUnit: 'inch' } : {}) });
+      break;
     }
-    if (metadata.xmp) pipeline = pipeline.withXmp(metadata.xmp);
-    switch (format) {
-      case 'png':
-        pipeline = pipeline.png({ compressionLevel: 6 });
-        break;
-      case 'jpeg':
-        // JPEG has no alpha: flatten onto white, as design tools do on export.
-        if (hasAlpha(raster.channels)) pipeline = pipeline.flatten({ background: '#ffffff' });
-        pipeline = pipeline.jpeg({ quality: 95, chromaSubsampling: '4:4:4' });
-        break;
-      case 'webp':
-        pipeline = pipeline.webp({ quality: 95, alphaQuality: 100 });
-        break;
-      case 'tiff':
-        pipeline = pipeline.tiff({ compression: 'deflate', predictor: 'horizontal' });
-        break;
-    }
-    const bytes = await pipeline.toBuffer();
-    if (!metadata.exif) return { bytes, exifKept: false };
-    const embedded = embedExif(bytes, format as EmbedFormat, resetExifOrientation(metadata.exif));
-    return { bytes: Buffer.from(embedded.bytes), exifKept: embedded.embedded };
-  } finally {
-    if (iccFile) await fs.rm(path.dirname(iccFile), { recursive: true, force: true });
   }
+  return { bytes: await pipeline.toBuffer(), exifKept };
 }
 
 /** Fails early (before minutes of inference) when the output cannot be written. */
@@ -155,15 +161,25 @@ export async function writeImage(file: string, raster: Raster, metadata: Partial
   return { exifKept };
 }
 
+function pickChannels(data: Uint8Array | Uint16Array, stride: number, channels: number[]): Uint8Array | Uint16Array {
+  const n = data.length / stride;
+  const out = data instanceof Uint16Array ? new Uint16Array(n * channels.length) : new Uint8Array(n * channels.length);
+  for (let i = 0; i < n; i++) for (let c = 0; c < channels.length; c++) out[i * channels.length + c] = data[i * stride + channels[c]];
+  return out;
+}
+
 /** Lanczos-3 resampling with sharp, keeping channels and bit depth; sharp premultiplies alpha. */
 export const sharpResampler: Resampler = {
   async resize(raster, width, height) {
-    const { data, info } = await rawInput(raster)
+    // 8-bit grey+alpha would lose its alpha in sharp's raw output (see decodeImage): resize as RGBA.
+    const viaRgba = raster.channels === 2 && raster.depth === 8;
+    const source: Raster = viaRgba ? { ...raster, channels: 4, data: pickChannels(raster.data, 2, [0, 0, 0, 1]) } : raster;
+    const { data, info } = await rawInput(source)
       .resize(width, height, { kernel: 'lanczos3', fit: 'fill' })
       .raw({ depth: raster.depth === 16 ? 'ushort' : 'uchar' })
       .toBuffer({ resolveWithObject: true });
-    if (info.channels !== raster.channels) throw new UpbridgeError('UPB_INFERENCE', `resample changed channels ${raster.channels} → ${info.channels}`);
+    if (info.channels !== source.channels) throw new UpbridgeError('UPB_INFERENCE', `resample changed channels ${source.channels} → ${info.channels}`);
     const pixels = raster.depth === 16 ? new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    return { width, height, channels: raster.channels, depth: raster.depth, data: pixels };
+    return { width, height, channels: raster.channels, depth: raster.depth, data: viaRgba ? pickChannels(pixels, 4, [0, 3]) : pixels };
   },
 };

