@@ -9,6 +9,9 @@ import { ALPHA_MODES, LIMITS } from '../core/upscale';
 import { ModelStore, upbridgeHome } from '../core/node/model-store';
 import { upscaleFile } from '../core/node/upscale-file';
 import { runBenchmark } from './bench';
+import { DEFAULT_PORT, serve } from './serve';
+import { TokenStore } from './tokens';
+import { integerInRange } from '../core/validate';
 
 /** Exit codes: 2 = the request was bad (fix the command), 1 = something failed on our side. */
 const EXIT_USAGE = 2;
@@ -121,6 +124,47 @@ export function buildProgram(): Command {
       const store = new ModelStore();
       const installed = await store.ensure(ids.length > 0 ? ids : catalogue.models.map((m) => m.id), installLogger(false));
       for (const [id, m] of installed) process.stdout.write(`${id}: ${m.onnxPath}\n`);
+    });
+
+  program
+    .command('serve')
+    .description('start the bridge for the Photoshop and Figma plugins and the local page (what `npm start` runs)')
+    .option('--port <n>', `port, 1–65535 (env UPBRIDGE_PORT)`, process.env.UPBRIDGE_PORT ?? String(DEFAULT_PORT))
+    .option('--host <host>', 'interface to listen on; anything but loopback needs --allow-remote and TLS', '127.0.0.1')
+    .option('--allow-remote', 'allow a non-loopback --host (a studio GPU box), with --tls-cert and --tls-key')
+    .option('--tls-cert <file>', 'TLS certificate (PEM) for --allow-remote')
+    .option('--tls-key <file>', 'TLS private key (PEM) for --allow-remote')
+    .action(async (opts: { port: string; host: string; allowRemote?: boolean; tlsCert?: string; tlsKey?: string }) => {
+      await serve({ port: integerInRange('port', opts.port, 1, 65535), host: opts.host, allowRemote: opts.allowRemote === true, tlsCert: opts.tlsCert, tlsKey: opts.tlsKey });
+      // Keep running: serve() returns once listening.
+      await new Promise(() => {});
+    });
+
+  const tokens = program.command('tokens').description('bearer tokens for scripts and plugins');
+  tokens
+    .command('create')
+    .description('create a token; it is printed once, on the last line')
+    .requiredOption('--name <name>', 'what the token is for')
+    .action(async (opts: { name: string }) => {
+      const { token, record } = await new TokenStore().create(opts.name);
+      process.stdout.write(`created token ${record.id} (${record.name}); it is shown only now:\n${token}\n`);
+    });
+  tokens
+    .command('list')
+    .description('list tokens (names and ids; tokens themselves are stored hashed)')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const records = await new TokenStore().list();
+      if (opts.json) process.stdout.write(JSON.stringify(records.map(({ id, name, createdAt }) => ({ id, name, createdAt }))) + '\n');
+      else for (const r of records) process.stdout.write(`${r.id}  ${r.name}  ${r.createdAt}\n`);
+    });
+  tokens
+    .command('revoke')
+    .description('revoke tokens by id or name')
+    .argument('<id-or-name>')
+    .action(async (idOrName: string) => {
+      const gone = await new TokenStore().revoke(idOrName);
+      process.stdout.write(`revoked ${gone.map((r) => `${r.id} (${r.name})`).join(', ')}\n`);
     });
 
   program

@@ -14,7 +14,20 @@ export type ErrorCode =
   | 'UPB_NCNN_UNSUPPORTED_LAYER'
   | 'UPB_NCNN_FORMAT' // malformed .param/.bin
   | 'UPB_INFERENCE' // the runtime failed on a tile even at the smallest tile size
-  | 'UPB_CANCELLED';
+  | 'UPB_CANCELLED'
+  // Bridge server
+  | 'UPB_UNAUTHORIZED' // no or unknown bearer token
+  | 'UPB_PAIRING_FAILED' // wrong or expired pairing code
+  | 'UPB_FORBIDDEN_HOST' // Host header is not this server on loopback (DNS rebinding)
+  | 'UPB_FORBIDDEN_ORIGIN' // a web page of another origin
+  | 'UPB_TOO_LARGE' // body, input pixels or output size over the limits
+  | 'UPB_QUEUE_FULL'
+  | 'UPB_JOB_NOT_FOUND'
+  | 'UPB_RESULT_NOT_READY'
+  | 'UPB_RESULT_EXPIRED'
+  | 'UPB_RATE_LIMITED'
+  | 'UPB_NOT_FOUND' // no such route
+  | 'UPB_INTERNAL'; // a bug: anything not anticipated
 
 /** Which errors are the caller's fault (HTTP 4xx, CLI exit 2) rather than ours. */
 const USER_ERRORS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
@@ -23,6 +36,17 @@ const USER_ERRORS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'UPB_INPUT_NOT_IMAGE',
   'UPB_OUTPUT_UNWRITABLE',
   'UPB_UNKNOWN_MODEL',
+  'UPB_UNAUTHORIZED',
+  'UPB_PAIRING_FAILED',
+  'UPB_FORBIDDEN_HOST',
+  'UPB_FORBIDDEN_ORIGIN',
+  'UPB_TOO_LARGE',
+  'UPB_QUEUE_FULL',
+  'UPB_JOB_NOT_FOUND',
+  'UPB_RESULT_NOT_READY',
+  'UPB_RESULT_EXPIRED',
+  'UPB_RATE_LIMITED',
+  'UPB_NOT_FOUND',
 ]);
 
 export class UpbridgeError extends Error {

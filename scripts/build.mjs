@@ -1,6 +1,9 @@
 // Bundles the CLI with esbuild. Native and large runtime packages stay external: they are
 // dependencies, loaded from node_modules at run time.
+import { readFileSync } from 'node:fs';
 import { build } from 'esbuild';
+
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 
 await build({
   entryPoints: ['bridge-server/cli.ts'],
@@ -12,4 +15,5 @@ await build({
   sourcemap: true,
   external: ['sharp', 'onnxruntime-node', 'pacote'],
   logLevel: 'warning',
+  define: { UPBRIDGE_VERSION: JSON.stringify(version) },
 });

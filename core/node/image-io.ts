@@ -39,12 +39,20 @@ export function formatFromPath(file: string): OutputFormat {
 /** Spaces whose pixel values we keep untouched (and re-tag with the input's ICC profile). */
 const NATIVE_SPACES = new Set(['srgb', 'rgb', 'rgb16', 'b-w', 'grey16']);
 
-export async function decodeImage(bytes: Buffer, name = 'input'): Promise<DecodedImage> {
+/** sharp's own default guard against decompression bombs. */
+const DEFAULT_MAX_PIXELS = 268402689;
+
+/** Reads only the header: the pixel count is checked before anything is decoded. */
+export async function decodeImage(bytes: Buffer, name = 'input', maxPixels = DEFAULT_MAX_PIXELS): Promise<DecodedImage> {
   let meta: sharp.Metadata;
   try {
-    meta = await sharp(bytes).metadata();
+    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch (e) {
     throw new UpbridgeError('UPB_INPUT_NOT_IMAGE', `${name} is not an image sharp can read (PNG, JPEG, WebP, TIFF): ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (!meta.width || !meta.height) throw new UpbridgeError('UPB_INPUT_NOT_IMAGE', `${name} has no width or height`);
+  if (meta.width * meta.height > maxPixels) {
+    throw new UpbridgeError('UPB_TOO_LARGE', `${name} is ${meta.width}×${meta.height} = ${meta.width * meta.height} pixels; at most ${maxPixels} are allowed`);
   }
   const depth: BitDepth = meta.depth === 'ushort' || meta.depth === 'short' || meta.depth === 'uint' || meta.depth === 'float' || meta.depth === 'double' ? 16 : 8;
   const native = NATIVE_SPACES.has(meta.space ?? 'srgb');
@@ -54,13 +62,18 @@ export async function decodeImage(bytes: Buffer, name = 'input'): Promise<Decode
 
   // Keep the ICC profile (no conversion to sRGB): a designer's Adobe RGB or Display P3 document must
   // come back in its own space. Other spaces (CMYK, Lab) are converted to sRGB.
-  let pipeline = sharp(bytes).autoOrient();
+  let pipeline = sharp(bytes, { limitInputPixels: maxPixels }).autoOrient();
   if (native) pipeline = pipeline.keepIccProfile();
   // sharp's 8-bit 'b-w' raw output drops the alpha band, so 8-bit grey+alpha goes through RGBA.
   const viaRgba = grey && alpha && depth === 8;
   pipeline = pipeline.toColourspace(grey && !viaRgba ? (depth === 16 ? 'grey16' : 'b-w') : depth === 16 ? 'rgb16' : 'srgb');
   if (!alpha) pipeline = pipeline.removeAlpha();
-  const { data, info } = await pipeline.raw({ depth: depth === 16 ? 'ushort' : 'uchar' }).toBuffer({ resolveWithObject: true });
+  const { data, info } = await pipeline
+    .raw({ depth: depth === 16 ? 'ushort' : 'uchar' })
+    .toBuffer({ resolveWithObject: true })
+    .catch((e: unknown) => {
+      throw new UpbridgeError('UPB_INPUT_NOT_IMAGE', `${name} could not be decoded: ${e instanceof Error ? e.message : String(e)}`);
+    });
   if (info.channels !== (viaRgba ? 4 : channels)) {
     throw new UpbridgeError('UPB_INPUT_NOT_IMAGE', `${name}: decoded ${info.channels} channels, expected ${channels}`);
   }

@@ -1,0 +1,104 @@
+import { existsSync, promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import Fastify, { FastifyError, FastifyInstance } from 'fastify';
+import { ErrorCode, isUpbridgeError, UpbridgeError } from '../core/errors';
+import { BridgeLimits, BridgeOptions, DEFAULT_LIMITS, Engine } from './config';
+import { HTTP_STATUS } from './http-status';
+import { InProcessQueue } from './queue';
+import { infoRoutes, VERSION } from './routes/info';
+import { BridgeJobInput, jobExecutor, jobRoutes } from './routes/jobs';
+import { pairRoutes } from './routes/pair';
+import { registerSecurity } from './security';
+import { Pairing, TokenStore } from './tokens';
+
+export interface BridgeDeps {
+  engine: Engine;
+  tokens: TokenStore;
+  pairing: Pairing;
+  logger?: boolean;
+  /** TLS for serve --allow-remote. */
+  https?: { key: Buffer; cert: Buffer };
+}
+
+export interface Bridge {
+  app: FastifyInstance;
+  queue: InProcessQueue<BridgeJobInput>;
+  limits: BridgeLimits;
+}
+
+/** The page's static files: dist/page beside the bundle, or from a source checkout after `npm run build`. */
+function pageDir(): string {
+  const candidates = [path.join(__dirname, 'page'), path.join(__dirname, '..', 'dist', 'page')];
+  return candidates.find((d) => existsSync(path.join(d, 'index.html'))) ?? candidates[0];
+}
+
+function errorBody(code: ErrorCode, message: string) {
+  return { error: { code, message } };
+}
+
+/** Maps fastify's own errors (validation, body limit, media type, rate limit) onto our codes. */
+function toUpbridgeError(error: FastifyError): UpbridgeError {
+  if (isUpbridgeError(error)) return error;
+  if (error.validation) return new UpbridgeError('UPB_INVALID_OPTION', error.message);
+  switch (error.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new UpbridgeError('UPB_TOO_LARGE', 'request body is larger than the server accepts');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new UpbridgeError('UPB_INPUT_NOT_IMAGE', 'send image/png, image/jpeg, image/webp, image/tiff, or raw pixels as application/octet-stream');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new UpbridgeError('UPB_INVALID_OPTION', error.message);
+  }
+  if (error.statusCode === 429) return new UpbridgeError('UPB_RATE_LIMITED', 'too many pairing attempts; wait a minute');
+  if (error.statusCode && error.statusCode < 500) return new UpbridgeError('UPB_INVALID_OPTION', error.message);
+  return new UpbridgeError('UPB_INTERNAL', `internal error: ${error.message}`);
+}
+
+export async function buildBridge(options: BridgeOptions, deps: BridgeDeps): Promise<Bridge> {
+  const limits: BridgeLimits = { ...DEFAULT_LIMITS, ...options.limits };
+  const queue = new InProcessQueue<BridgeJobInput>(jobExecutor(deps.engine), {
+    capacity: options.queueCapacity ?? 16,
+    resultTtlMs: options.resultTtlMs ?? 10 * 60 * 1000,
+  });
+  const app = Fastify({ logger: deps.logger ?? false, bodyLimit: 64 * 1024, forceCloseConnections: true, ...(deps.https ? { https: deps.https } : {}) }) as unknown as FastifyInstance;
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const e = toUpbridgeError(error);
+    if (e.code === 'UPB_INTERNAL') request.log.error(error);
+    if (e.code === 'UPB_QUEUE_FULL') reply.header('retry-after', String(e.details?.retryAfterSeconds ?? 5));
+    return reply.code(HTTP_STATUS[e.code]).send(errorBody(e.code, e.message));
+  });
+  app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody('UPB_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)));
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'upbridge', version: VERSION, description: 'Local AI upscaling bridge. Every route but /v1/health and /v1/pair needs Authorization: Bearer <token>.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await registerSecurity(app, { port: options.port, allowRemote: options.allowRemote ?? false, extraOrigins: options.extraOrigins ?? [], tokens: deps.tokens });
+  await app.register(rateLimit, { global: false });
+
+  await app.register(infoRoutes, { engine: deps.engine, queue });
+  await app.register(pairRoutes, { pairing: deps.pairing, perMinute: options.pairingRateLimitPerMinute ?? 10 });
+  await app.register(jobRoutes, { queue, limits });
+
+  app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
+
+  const dir = pageDir();
+  app.get('/', { config: { public: true }, schema: { hide: true } }, async (_request, reply) => {
+    const html = await fs.readFile(path.join(dir, 'index.html'), 'utf8').catch(() => null);
+    if (html === null) throw new UpbridgeError('UPB_NOT_FOUND', 'the page is not built; run npm run build');
+    // The page pairs itself with the current code: only a page served from this origin can read it.
+    return reply.header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-store').send(html.replace('__UPBRIDGE_PAIRING_CODE__', deps.pairing.current()));
+  });
+  app.get('/page.js', { config: { public: true }, schema: { hide: true } }, async (_request, reply) =>
+    reply.header('content-type', 'text/javascript; charset=utf-8').send(await fs.readFile(path.join(dir, 'page.js'))),
+  );
+
+  app.addHook('onClose', async () => queue.close());
+  return { app, queue, limits };
+}

@@ -1,0 +1,37 @@
+import { InferenceRunner } from '../core/session';
+
+export interface BridgeLimits {
+  /** Request body, bytes. */
+  maxBodyBytes: number;
+  /** Input width × height, checked from the header before decoding (decompression bombs). */
+  maxInputPixels: number;
+  maxOutputSide: number;
+  maxOutputPixels: number;
+}
+
+export const DEFAULT_LIMITS: BridgeLimits = {
+  maxBodyBytes: 512 * 1024 * 1024,
+  maxInputPixels: 64 * 1024 * 1024,
+  maxOutputSide: 16384,
+  maxOutputPixels: 268 * 1000 * 1000,
+};
+
+/** What runs models: real ONNX Runtime sessions in the server, the same in tests. */
+export interface Engine {
+  runner(modelId: string): Promise<InferenceRunner>;
+  /** Model ids installed and ready to run. */
+  readyModels(): Promise<string[]>;
+  providers(): string[];
+}
+
+export interface BridgeOptions {
+  port: number;
+  /** Other origins allowed besides this server's own page and Figma's `null`. */
+  extraOrigins?: string[];
+  /** Skip the loopback Host check (serve --allow-remote, behind TLS). */
+  allowRemote?: boolean;
+  limits?: Partial<BridgeLimits>;
+  queueCapacity?: number;
+  resultTtlMs?: number;
+  pairingRateLimitPerMinute?: number;
+}

@@ -1,0 +1,62 @@
+import { FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
+import { catalogue } from '../../core/catalogue';
+import { Engine } from '../config';
+
+declare const UPBRIDGE_VERSION: string | undefined;
+/** Injected by the esbuild bundle; tests run from source. */
+export const VERSION = typeof UPBRIDGE_VERSION === 'string' ? UPBRIDGE_VERSION : 'dev';
+
+export async function infoRoutes(app: FastifyInstance, opts: { engine: Engine; queue: { readonly length: number } }): Promise<void> {
+  app.get(
+    '/v1/health',
+    {
+      config: { public: true },
+      schema: {
+        summary: 'Is the bridge up: version, providers, models ready, queue length (no token needed)',
+        response: {
+          200: Type.Object({
+            ok: Type.Boolean(),
+            version: Type.String(),
+            providers: Type.Array(Type.String()),
+            modelsReady: Type.Array(Type.String()),
+            queue: Type.Object({ length: Type.Number() }),
+          }),
+        },
+      },
+    },
+    async () => ({ ok: true, version: VERSION, providers: opts.engine.providers(), modelsReady: await opts.engine.readyModels(), queue: { length: opts.queue.length } }),
+  );
+
+  app.get(
+    '/v1/models',
+    {
+      schema: {
+        summary: 'The model catalogue, with what is ready to run',
+        response: {
+          200: Type.Object({
+            defaultModel: Type.String(),
+            models: Type.Array(
+              Type.Object({ id: Type.String(), name: Type.String(), description: Type.String(), scale: Type.Number(), licence: Type.String(), ready: Type.Boolean(), default: Type.Boolean() }),
+            ),
+          }),
+        },
+      },
+    },
+    async () => {
+      const ready = new Set(await opts.engine.readyModels());
+      return {
+        defaultModel: catalogue.defaultModel,
+        models: catalogue.models.map((m) => ({
+          id: m.id,
+          name: m.name,
+          description: m.description,
+          scale: m.scale,
+          licence: m.licence,
+          ready: ready.has(m.id),
+          default: m.id === catalogue.defaultModel,
+        })),
+      };
+    },
+  );
+}

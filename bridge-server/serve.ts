@@ -1,0 +1,66 @@
+import { promises as fs } from 'node:fs';
+import { MultiBar, Presets } from 'cli-progress';
+import { catalogue } from '../core/catalogue';
+import { UpbridgeError } from '../core/errors';
+import { InstallStep, ModelStore } from '../core/node/model-store';
+import { buildBridge } from './app';
+import { nodeEngine } from './engine';
+import { Pairing, TokenStore } from './tokens';
+
+export const DEFAULT_PORT = 7419;
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
+
+export interface ServeOptions {
+  port: number;
+  host: string;
+  allowRemote: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+}
+
+const STEPS: InstallStep[] = ['download', 'verify', 'convert', 'write'];
+
+/** Installs every catalogue model (once), with one progress bar per model on a terminal. */
+async function installModels(store: ModelStore): Promise<void> {
+  const interactive = process.stderr.isTTY === true;
+  const bars = interactive ? new MultiBar({ format: '{model} [{bar}] {step}', stream: process.stderr, hideCursor: true }, Presets.shades_classic) : undefined;
+  const perModel = new Map<string, ReturnType<MultiBar['create']>>();
+  try {
+    await store.ensure(
+      catalogue.models.map((m) => m.id),
+      (id, step) => {
+        if (!bars) return void process.stderr.write(`model ${id}: ${step}\n`);
+        let bar = perModel.get(id);
+        if (!bar) perModel.set(id, (bar = bars.create(STEPS.length, 0, { model: id.padEnd(22), step })));
+        bar.update(STEPS.indexOf(step) + 1, { step });
+      },
+    );
+  } finally {
+    bars?.stop();
+  }
+}
+
+export async function serve(options: ServeOptions): Promise<void> {
+  const remote = !LOOPBACK.has(options.host);
+  if (remote && !(options.allowRemote && options.tlsCert && options.tlsKey)) {
+    throw new UpbridgeError(
+      'UPB_INVALID_OPTION',
+      `--host ${options.host} would expose the bridge to the network; it needs --allow-remote together with --tls-cert and --tls-key (loopback only otherwise)`,
+    );
+  }
+  const store = new ModelStore();
+  await installModels(store);
+  const tokens = new TokenStore();
+  const pairing = new Pairing(tokens, (code) => process.stdout.write(`pairing code: ${code}\n`));
+  const https = remote ? { key: await fs.readFile(options.tlsKey!), cert: await fs.readFile(options.tlsCert!) } : undefined;
+  const { app } = await buildBridge({ port: options.port, allowRemote: remote }, { engine: nodeEngine(store), tokens, pairing, https });
+  await app.listen({ port: options.port, host: options.host });
+  const url = `${https ? 'https' : 'http'}://${remote ? options.host : '127.0.0.1'}:${options.port}`;
+  process.stdout.write(`upbridge bridge listening on ${url}\nopen ${url}/ to upscale in the browser; plugins pair with the code: ${pairing.current()}\n`);
+  const stop = async () => {
+    await app.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}

@@ -1,0 +1,128 @@
+import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import envPaths from 'env-paths';
+import { UpbridgeError } from '../core/errors';
+import { writeFileAtomic } from '../core/node/atomic-write';
+
+/** Where tokens live: $UPBRIDGE_CONFIG_DIR, else the platform config folder (env-paths). */
+export function configDir(): string {
+  return process.env.UPBRIDGE_CONFIG_DIR || envPaths('upbridge', { suffix: '' }).config;
+}
+
+export interface TokenRecord {
+  id: string;
+  name: string;
+  /** sha256 of the token: the file never holds a usable token. */
+  sha256: string;
+  createdAt: string;
+}
+
+const hash = (token: string) => createHash('sha256').update(token).digest('hex');
+
+/**
+ * Long-lived bearer tokens, stored hashed in tokens.json (mode 0600) in the config folder. Tokens
+ * are 256-bit random, so a plain hash is enough (no password stretching needed).
+ */
+export class TokenStore {
+  readonly file: string;
+  private cache?: TokenRecord[];
+
+  constructor(dir: string = configDir()) {
+    this.file = path.join(dir, 'tokens.json');
+  }
+
+  async list(): Promise<TokenRecord[]> {
+    if (!this.cache) {
+      try {
+        this.cache = JSON.parse(await fs.readFile(this.file, 'utf8')) as TokenRecord[];
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        this.cache = [];
+      }
+    }
+    return this.cache;
+  }
+
+  private async save(records: TokenRecord[]): Promise<void> {
+    await fs.mkdir(path.dirname(this.file), { recursive: true, mode: 0o700 });
+    await writeFileAtomic(this.file, JSON.stringify(records, null, 2) + '\n');
+    await fs.chmod(this.file, 0o600);
+    this.cache = records;
+  }
+
+  /** Returns the token itself; only its hash is kept. */
+  async create(name: string): Promise<{ token: string; record: TokenRecord }> {
+    const token = `upb_${randomBytes(32).toString('base64url')}`;
+    const record: TokenRecord = { id: randomBytes(4).toString('hex'), name, sha256: hash(token), createdAt: new Date().toISOString() };
+    await this.save([...(await this.list()), record]);
+    return { token, record };
+  }
+
+  /** Revokes by id or by name (every token of that name). */
+  async revoke(idOrName: string): Promise<TokenRecord[]> {
+    const records = await this.list();
+    const gone = records.filter((r) => r.id === idOrName || r.name === idOrName);
+    if (gone.length === 0) throw new UpbridgeError('UPB_INVALID_OPTION', `no token with id or name ${JSON.stringify(idOrName)}`);
+    await this.save(records.filter((r) => !gone.includes(r)));
+    return gone;
+  }
+
+  async verify(token: string): Promise<TokenRecord | undefined> {
+    const digest = Buffer.from(hash(token), 'hex');
+    return (await this.list()).find((r) => timingSafeEqual(Buffer.from(r.sha256, 'hex'), digest));
+  }
+
+  /** Forget the cache, e.g. after `upbridge tokens revoke` ran in another process. */
+  reload(): void {
+    this.cache = undefined;
+  }
+}
+
+/** Unambiguous characters: no 0/O, 1/I/L. */
+const CODE_ALPHABET = 'ABCDEFGHJKMNPQRSTUVWXYZ23456789';
+export const PAIRING_CODE_LENGTH = 6;
+const CODE_TTL_MS = 10 * 60 * 1000;
+const MAX_WRONG_ATTEMPTS = 5;
+
+/**
+ * The short one-time code a person copies from the server's console (or its page) into a plugin.
+ * It changes after each successful pairing, after MAX_WRONG_ATTEMPTS wrong guesses and after
+ * ten minutes, so guessing 31^6 ≈ 887M codes at a rate-limited pace is hopeless.
+ */
+export class Pairing {
+  private code = '';
+  private expiresAt = 0;
+  private wrong = 0;
+
+  constructor(
+    private readonly tokens: TokenStore,
+    private readonly onNewCode: (code: string) => void = () => {},
+  ) {
+    this.rotate();
+  }
+
+  current(): string {
+    if (Date.now() > this.expiresAt) this.rotate();
+    return this.code;
+  }
+
+  private rotate(): void {
+    this.code = Array.from({ length: PAIRING_CODE_LENGTH }, () => CODE_ALPHABET[randomInt(CODE_ALPHABET.length)]).join('');
+    this.expiresAt = Date.now() + CODE_TTL_MS;
+    this.wrong = 0;
+    this.onNewCode(this.code);
+  }
+
+  async pair(code: string, name: string): Promise<string> {
+    const expected = this.current();
+    const given = code.trim().toUpperCase();
+    const ok = given.length === expected.length && timingSafeEqual(Buffer.from(given), Buffer.from(expected));
+    if (!ok) {
+      if (++this.wrong >= MAX_WRONG_ATTEMPTS) this.rotate();
+      throw new UpbridgeError('UPB_PAIRING_FAILED', 'wrong or expired pairing code; use the code the upbridge server shows now');
+    }
+    this.rotate();
+    return (await this.tokens.create(name)).token;
+  }
+}
