@@ -16,6 +16,8 @@ import { integerInRange } from '../core/validate';
 /** Exit codes: 2 = the request was bad (fix the command), 1 = something failed on our side. */
 const EXIT_USAGE = 2;
 const EXIT_FAILURE = 1;
+/** 128 + SIGINT, what shells report for a job stopped with Ctrl-C. */
+const EXIT_CANCELLED = 130;
 
 function progressBar(enabled: boolean) {
   if (!enabled) return { update: (_p: { done: number; total: number }) => {}, stop: () => {} };
@@ -30,6 +32,7 @@ function progressBar(enabled: boolean) {
     },
     stop() {
       if (started) bar.stop();
+      started = false;
     },
   };
 }
@@ -225,7 +228,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (isUpbridgeError(e)) {
       process.stderr.write(`upbridge: ${e.message} [${e.code}]\n`);
-      return e.isUserError || e.code === 'UPB_CANCELLED' ? EXIT_USAGE : EXIT_FAILURE;
+      if (e.code === 'UPB_CANCELLED') return EXIT_CANCELLED;
+      return e.isUserError ? EXIT_USAGE : EXIT_FAILURE;
     }
     process.stderr.write(`upbridge: unexpected error: ${e instanceof Error ? e.message : String(e)}\n`);
     return EXIT_FAILURE;

@@ -43,3 +43,14 @@ export function insertChannel(target: Raster, channel: number, plane: Raster): v
   const n = target.width * target.height;
   for (let i = 0; i < n; i++) target.data[i * target.channels + channel] = plane.data[i];
 }
+
+export function fillChannel(target: Raster, channel: number, value: number): void {
+  for (let i = channel; i < target.data.length; i += target.channels) target.data[i] = value;
+}
+
+/** The same raster at another bit depth (8 ↔ 16, exact scaling by 257); the raster itself when equal. */
+export function convertDepth(raster: Raster, depth: BitDepth): Raster {
+  if (raster.depth === depth) return raster;
+  const data = depth === 16 ? Uint16Array.from(raster.data, (v) => v * 257) : Uint8Array.from(raster.data, (v) => Math.round(v / 257));
+  return { ...raster, depth, data };
+}

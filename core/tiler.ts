@@ -11,18 +11,12 @@ export interface AxisPlan {
   rampOut: number;
 }
 
-export interface TileRect {
-  col: number;
-  row: number;
-  /** Core, input pixels: [x0, x1) × [y0, y1). */
-  x0: number;
-  x1: number;
-  y0: number;
-  y1: number;
+function tilesAlong(length: number, tile: number): number {
+  return Math.max(1, Math.ceil(length / tile));
 }
 
 export function planAxis(length: number, tile: number, overlap: number, scale: number): AxisPlan {
-  const count = Math.max(1, Math.ceil(length / tile));
+  const count = tilesAlong(length, tile);
   const boundaries = Array.from({ length: count + 1 }, (_, i) => Math.round((i * length) / count));
   let minCore = length;
   for (let i = 0; i < count; i++) minCore = Math.min(minCore, boundaries[i + 1] - boundaries[i]);
@@ -32,25 +26,8 @@ export function planAxis(length: number, tile: number, overlap: number, scale: n
   return { boundaries, rampOut };
 }
 
-export function tilesOf(xPlan: AxisPlan, yPlan: AxisPlan): TileRect[] {
-  const tiles: TileRect[] = [];
-  for (let row = 0; row + 1 < yPlan.boundaries.length; row++) {
-    for (let col = 0; col + 1 < xPlan.boundaries.length; col++) {
-      tiles.push({
-        col,
-        row,
-        x0: xPlan.boundaries[col],
-        x1: xPlan.boundaries[col + 1],
-        y0: yPlan.boundaries[row],
-        y1: yPlan.boundaries[row + 1],
-      });
-    }
-  }
-  return tiles;
-}
-
 export function tileCount(width: number, height: number, tile: number): number {
-  return Math.max(1, Math.ceil(width / tile)) * Math.max(1, Math.ceil(height / tile));
+  return tilesAlong(width, tile) * tilesAlong(height, tile);
 }
 
 /**

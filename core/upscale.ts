@@ -1,7 +1,7 @@
 import { fillTransparentColour } from './alpha';
 import { axisWeights } from './blend';
 import { cancelledError, isUpbridgeError, UpbridgeError } from './errors';
-import { createRaster, extractChannel, hasAlpha, insertChannel, maxValue, Raster } from './raster';
+import { convertDepth, createRaster, extractChannel, fillChannel, hasAlpha, insertChannel, maxValue, Raster } from './raster';
 import { InferenceRunner, isOutOfMemory, TileTensor } from './session';
 import { mirrorIndex, planAxis, tileCount } from './tiler';
 import { integerInRange, numberInRange, oneOf } from './validate';
@@ -50,8 +50,12 @@ export function validateUpscaleOptions(raw: { scale?: unknown; tile?: unknown; o
   };
 }
 
-/** Smallest number of model passes whose combined scale reaches `scale` (at least one). */
+/**
+ * Smallest number of model passes whose combined scale reaches `scale` (at least one). A model
+ * that does not enlarge (a 1x restoration model) runs once; Lanczos does the rest.
+ */
 export function passCount(scale: number, modelScale: number): number {
+  if (modelScale < 2) return 1;
   let passes = 1;
   while (modelScale ** passes < scale - 1e-9) passes++;
   return passes;
@@ -61,17 +65,30 @@ export function outputSize(width: number, height: number, scale: number): { widt
   return { width: Math.max(1, Math.round(width * scale)), height: Math.max(1, Math.round(height * scale)) };
 }
 
+/** The value of a channel if every pixel has the same one (an opaque PNG's alpha), else undefined. */
+function uniformChannel(raster: Raster, channel: number): number | undefined {
+  const first = raster.data[channel];
+  for (let i = channel; i < raster.data.length; i += raster.channels) if (raster.data[i] !== first) return undefined;
+  return first;
+}
+
 /**
  * The whole pipeline: fill the colour under transparent pixels, run the colour channels (and the
  * alpha channel, as grey, when alpha = model) through as many model passes as the scale needs,
  * then resample to the exact requested size with Lanczos (as Real-ESRGAN's `outscale` does).
  */
 export async function upscaleRaster(input: Raster, runner: InferenceRunner, modelScale: number, resampler: Resampler, options: UpscaleOptions): Promise<UpscaleResult> {
+  const checkCancelled = () => {
+    if (options.signal?.aborted) throw cancelledError();
+  };
   const passes = passCount(options.scale, modelScale);
   const final = outputSize(input.width, input.height, options.scale);
   const passScale = modelScale ** passes;
+  const needsResize = input.width * passScale !== final.width || input.height * passScale !== final.height;
   const alphaChannel = hasAlpha(input.channels) ? input.channels - 1 : -1;
-  const alphaByModel = alphaChannel >= 0 && options.alpha === 'model';
+  // A uniform alpha (opaque, or one flat level) is copied, not inferred: the model would only add texture.
+  const flatAlpha = alphaChannel >= 0 ? uniformChannel(input, alphaChannel) : undefined;
+  const alphaByModel = alphaChannel >= 0 && flatAlpha === undefined && options.alpha === 'model';
 
   let total = 0;
   for (let k = 0; k < passes; k++) total += tileCount(input.width * modelScale ** k, input.height * modelScale ** k, options.tile);
@@ -80,21 +97,28 @@ export async function upscaleRaster(input: Raster, runner: InferenceRunner, mode
   const tick = () => {
     progress.done++;
     options.onProgress?.({ ...progress });
+    checkCancelled();
   };
   options.onProgress?.({ ...progress });
 
-  const target = createRaster(input.width * passScale, input.height * passScale, input.channels, input.depth);
-  const colour = alphaChannel >= 0 ? fillTransparentColour(input) : input;
+  // When a Lanczos resize follows, the model's output stays 16-bit until after it.
+  const target = createRaster(input.width * passScale, input.height * passScale, input.channels, needsResize ? 16 : input.depth);
+  const colour = alphaChannel >= 0 && flatAlpha === undefined ? fillTransparentColour(input) : input;
   const isGrey = input.channels <= 2;
   await runPasses(colour, isGrey ? [0, 0, 0] : [0, 1, 2], target, isGrey ? [0] : [0, 1, 2], passes, runner, modelScale, options, tick);
 
   if (alphaByModel) {
     await runPasses(input, [alphaChannel, alphaChannel, alphaChannel], target, [alphaChannel], passes, runner, modelScale, options, tick);
+  } else if (flatAlpha !== undefined) {
+    fillChannel(target, alphaChannel, target.depth === input.depth ? flatAlpha : flatAlpha * 257);
   } else if (alphaChannel >= 0) {
-    insertChannel(target, alphaChannel, await resampler.resize(extractChannel(input, alphaChannel), target.width, target.height));
+    const alpha = await resampler.resize(extractChannel(input, alphaChannel), target.width, target.height);
+    insertChannel(target, alphaChannel, convertDepth(alpha, target.depth));
   }
+  checkCancelled();
 
-  const raster = target.width === final.width && target.height === final.height ? target : await resampler.resize(target, final.width, final.height);
+  const raster = needsResize ? convertDepth(await resampler.resize(target, final.width, final.height), input.depth) : target;
+  checkCancelled();
   return { raster, passes, tiles: total };
 }
 
@@ -145,8 +169,9 @@ const MIN_SPLIT_PX = 16;
 
 async function runPass(source: Raster, sourceChannels: number[], target: Raster, targetChannels: number[], runner: InferenceRunner, scale: number, options: UpscaleOptions, tick: () => void): Promise<void> {
   const { tile, overlap, signal } = options;
-  // Context between tiles is `overlap`; at the image border only BORDER_PAD_PX of mirrored padding.
-  const borderPad = Math.min(overlap, BORDER_PAD_PX);
+  // Context between tiles is `overlap`; at the image border always BORDER_PAD_PX of mirrored
+  // padding, whatever the overlap or tiling.
+  const borderPad = BORDER_PAD_PX;
   const xPlan = planAxis(source.width, tile, overlap, scale);
   const yPlan = planAxis(source.height, tile, overlap, scale);
   const cols = xPlan.boundaries.length - 1;
@@ -159,18 +184,25 @@ async function runPass(source: Raster, sourceChannels: number[], target: Raster,
     if (signal?.aborted) throw cancelledError();
   };
 
-  /** Infers a window; when the runtime runs out of memory, infers its quarters (each with context) instead. */
+  // Each half keeps the window's outer edges and reads up to `overlap` pixels of context across
+  // the cut (within the window), so a side is split only while that makes its windows shorter.
+  const shrinks = (side: number) => side > MIN_SPLIT_PX && Math.ceil(side / 2) + overlap < side;
+
+  // The smallest window area that ran out of memory: later windows that large are split at once
+  // instead of failing again.
+  let failedArea = Infinity;
+
+  /** Infers a window; when the runtime runs out of memory, infers its halves (with context) instead. */
   const inferWindow = async (x0: number, y0: number, width: number, height: number): Promise<TileTensor> => {
     checkCancelled();
     let result: TileTensor;
     try {
+      if (width * height >= failedArea && (shrinks(width) || shrinks(height))) throw new Error('out of memory (a window this large failed before)');
       result = await runner.run(readWindow(source, sourceChannels, x0, y0, width, height));
     } catch (e) {
       if (isUpbridgeError(e)) throw e;
       if (!isOutOfMemory(e)) throw new UpbridgeError('UPB_INFERENCE', `inference failed on a ${width}×${height} tile: ${e instanceof Error ? e.message : String(e)}`);
-      // Each half keeps the window's outer edges and reads up to `overlap` pixels of context across
-      // the cut (within the window), so a side is split only while that makes its windows shorter.
-      const shrinks = (side: number) => side > MIN_SPLIT_PX && Math.ceil(side / 2) + overlap < side;
+      failedArea = Math.min(failedArea, width * height);
       const splitX = shrinks(width);
       const splitY = shrinks(height);
       if (!splitX && !splitY) {
@@ -241,10 +273,10 @@ async function runPass(source: Raster, sourceChannels: number[], target: Raster,
       const y1 = yPlan.boundaries[row + 1];
       // Windows never reach past the border padding, even where `overlap` would: every run then
       // sees the same mirrored border, whatever its tiling.
-      const left = Math.max(x0 - overlap, -borderPad);
-      const top = Math.max(y0 - overlap, -borderPad);
-      const right = Math.min(x1 + overlap, source.width + borderPad);
-      const bottom = Math.min(y1 + overlap, source.height + borderPad);
+      const left = x0 === 0 ? -borderPad : Math.max(x0 - overlap, -borderPad);
+      const top = y0 === 0 ? -borderPad : Math.max(y0 - overlap, -borderPad);
+      const right = x1 === source.width ? source.width + borderPad : Math.min(x1 + overlap, source.width + borderPad);
+      const bottom = y1 === source.height ? source.height + borderPad : Math.min(y1 + overlap, source.height + borderPad);
       const out = await inferWindow(left, top, right - left, bottom - top);
       const winX0 = left * scale;
       const winY0 = top * scale;

@@ -1,6 +1,7 @@
 // Bundles the CLI with esbuild. Native and large runtime packages stay external: they are
-// dependencies, loaded from node_modules at run time.
-import { readFileSync } from 'node:fs';
+// dependencies, loaded from node_modules at run time. Also builds the bridge's web page into
+// dist/page/ (the server serves index.html at / and page.js at /page.js).
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { build } from 'esbuild';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
@@ -17,3 +18,17 @@ await build({
   logLevel: 'warning',
   define: { UPBRIDGE_VERSION: JSON.stringify(version) },
 });
+
+await build({
+  entryPoints: ['bridge-server/page/page.ts'],
+  outfile: 'dist/page/page.js',
+  bundle: true,
+  platform: 'browser',
+  target: 'es2020',
+  format: 'iife',
+  logLevel: 'warning',
+});
+mkdirSync('dist/page', { recursive: true });
+for (const file of ['index.html', 'page.css']) {
+  if (existsSync(`bridge-server/page/${file}`)) copyFileSync(`bridge-server/page/${file}`, `dist/page/${file}`);
+}

@@ -54,18 +54,6 @@ export class OnnxGraphBuilder {
     return name;
   }
 
-  addInt64Initializer(base: string, values: number[]): string {
-    const name = this.uniqueName(base);
-    const data = BigInt64Array.from(values.map((v) => BigInt(v)));
-    this.initializers.push({
-      name,
-      dims: [values.length],
-      dataType: onnx.TensorProto.DataType.INT64,
-      rawData: new Uint8Array(data.buffer),
-    });
-    return name;
-  }
-
   addNode(opType: string, inputs: string[], outputs: string[], attributes: Record<string, AttrValue> = {}, name?: string): void {
     this.nodes.push({
       opType,

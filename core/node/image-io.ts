@@ -10,6 +10,16 @@ import { addPngMetadata } from './png-metadata';
 export const OUTPUT_FORMATS = ['png', 'jpeg', 'webp', 'tiff'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
+/** Largest side each format can store (WebP: 14-bit sizes; JPEG: 16-bit). */
+export const MAX_SIDE: Record<OutputFormat, number> = { png: 2 ** 31 - 1, jpeg: 65535, webp: 16383, tiff: 2 ** 32 - 1 };
+
+/** Refuses, before any inference, an output the format cannot hold. */
+export function checkFormatFits(format: OutputFormat, width: number, height: number): void {
+  if (width > MAX_SIDE[format] || height > MAX_SIDE[format]) {
+    throw new UpbridgeError('UPB_INVALID_OPTION', `a ${width}×${height} result does not fit ${format.toUpperCase()} (at most ${MAX_SIDE[format]} px a side); choose PNG or TIFF, or a smaller scale`);
+  }
+}
+
 /** What the input carried besides pixels; written back to the output. */
 export interface ImageMetadata {
   format: string;
@@ -110,7 +120,10 @@ function interpretation(channels: ChannelCount, depth: BitDepth): string {
 }
 
 function rawInput(raster: Raster): sharp.Sharp {
-  return sharp(raster.data, { raw: { width: raster.width, height: raster.height, channels: raster.channels } }).toColourspace(interpretation(raster.channels, raster.depth));
+  // Our own rasters are trusted: sharp's decompression-bomb limit (268 MP) must not stop a 16x output.
+  return sharp(raster.data, { raw: { width: raster.width, height: raster.height, channels: raster.channels }, limitInputPixels: false }).toColourspace(
+    interpretation(raster.channels, raster.depth),
+  );
 }
 
 /**
@@ -120,6 +133,16 @@ function rawInput(raster: Raster): sharp.Sharp {
  * XMP and density across, and the pixel values are never colour-converted.
  */
 export async function encodeImage(raster: Raster, format: OutputFormat, metadata: Partial<ImageMetadata> = {}): Promise<{ bytes: Buffer; exifKept: boolean }> {
+  checkFormatFits(format, raster.width, raster.height);
+  try {
+    return await encodeChecked(raster, format, metadata);
+  } catch (e) {
+    if (e instanceof UpbridgeError) throw e;
+    throw new UpbridgeError('UPB_INTERNAL', `could not encode the ${raster.width}×${raster.height} result as ${format}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+async function encodeChecked(raster: Raster, format: OutputFormat, metadata: Partial<ImageMetadata>): Promise<{ bytes: Buffer; exifKept: boolean }> {
   let base = rawInput(raster);
   if (metadata.xmp) base = base.withXmp(metadata.xmp);
   // The intermediate PNG for other formats is stored uncompressed: it is decoded at once.
@@ -130,7 +153,7 @@ export async function encodeImage(raster: Raster, format: OutputFormat, metadata
 
   // sharp would otherwise output grey as RGB; only TIFF (of these) stores 16 bits.
   const keep16 = raster.depth === 16 && format === 'tiff';
-  let pipeline = sharp(png).keepMetadata().toColourspace(interpretation(raster.channels, keep16 ? 16 : 8));
+  let pipeline = sharp(png, { limitInputPixels: false }).keepMetadata().toColourspace(interpretation(raster.channels, keep16 ? 16 : 8));
   switch (format) {
     case 'jpeg':
       // JPEG has no alpha: flatten onto white, as design tools do on export.

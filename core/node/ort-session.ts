@@ -56,13 +56,3 @@ async function createRunner(onnxPath: string, providers: readonly string[]): Pro
   }
   throw new UpbridgeError('UPB_INFERENCE', `no execution provider could load ${onnxPath} (${failures.join('; ')})`);
 }
-
-/** Frees cached sessions (tests, and the bridge when a model is removed). */
-export async function releaseSessions(): Promise<void> {
-  const all = [...sessions.values()];
-  sessions.clear();
-  for (const pending of all) {
-    const runner = await pending.catch(() => null);
-    await (runner as unknown as { session?: ort.InferenceSession })?.session?.release();
-  }
-}

@@ -1,6 +1,8 @@
 import { catalogue, findModel } from '../catalogue';
 import { upscaleRaster, UpscaleOptions, validateUpscaleOptions } from '../upscale';
-import { checkWritable, formatFromPath, readImage, sharpResampler, writeImage } from './image-io';
+import { cancelledError } from '../errors';
+import { outputSize } from '../upscale';
+import { checkFormatFits, checkWritable, formatFromPath, readImage, sharpResampler, writeImage } from './image-io';
 import { InstallStep, ModelStore } from './model-store';
 import { ortRunner } from './ort-session';
 
@@ -38,15 +40,22 @@ export async function upscaleFile(request: UpscaleFileRequest): Promise<UpscaleF
   const format = formatFromPath(request.output);
   await checkWritable(request.output);
   const decoded = await readImage(request.input);
+  const size = outputSize(decoded.raster.width, decoded.raster.height, options.scale);
+  checkFormatFits(format, size.width, size.height);
+  const checkCancelled = () => {
+    if (request.signal?.aborted) throw cancelledError();
+  };
 
   const store = request.store ?? new ModelStore();
   const installed = await store.ensureOne(entry.id, request.onInstallStep);
+  checkCancelled();
   const runner = await ortRunner(installed.onnxPath);
   const result = await upscaleRaster(decoded.raster, runner, entry.scale, sharpResampler, {
     ...options,
     signal: request.signal,
     onProgress: request.onProgress,
   });
+  checkCancelled();
   const { exifKept } = await writeImage(request.output, result.raster, decoded.metadata, format);
   return {
     model: entry.id,

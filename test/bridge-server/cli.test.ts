@@ -87,6 +87,34 @@ describe('upbridge upscale', () => {
   });
 });
 
+describe('upbridge upscale: stopping and format limits', () => {
+  // "Within one tile" is proven by the pipeline's abort test (it counts tiles); this one proves the
+  // CLI turns Ctrl-C into that abort instead of finishing the job.
+  test('Ctrl-C stops the job: exit 130, no output file', async () => {
+    const out = path.join(dir, 'out.png');
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, [BIN, 'upscale', path.join(ROOT, 'assets', 'sample.png'), '-o', out, '--model', 'realesrgan-x4plus', '--tile', '32', '--json'], { env: process.env });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    // 30 tiles of x4plus take many seconds; interrupt once the first tiles are under way.
+    await new Promise((r) => setTimeout(r, 2500));
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((r) => child.on('exit', r));
+    expect(code).toBe(130);
+    expect(stderr).toMatch(/cancelled \[UPB_CANCELLED\]/);
+    expect(await fs.readdir(dir)).toEqual([]);
+  });
+
+  test('a result too large for WebP is refused before any inference', async () => {
+    const wide = path.join(dir, 'wide.png');
+    await sharp({ create: { width: 1100, height: 2, channels: 3, background: '#808080' } }).png().toFile(wide);
+    const { code, stderr } = await cli('upscale', wide, '-o', path.join(dir, 'out.webp'), '--scale', '16', '--json');
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/17600×32 result does not fit WEBP \(at most 16383 px a side\)/);
+    expect(await fs.readdir(dir)).toEqual(['wide.png']);
+  });
+});
+
 describe('upbridge models list', () => {
   test('--json lists installed and installable models with the default marked', async () => {
     const { code, stdout } = await cli('models', 'list', '--json');

@@ -1,6 +1,5 @@
 import * as path from 'node:path';
 import { findModel } from '../../core/catalogue';
-import { UpbridgeError } from '../../core/errors';
 import { Raster } from '../../core/raster';
 import { InferenceRunner, TileTensor } from '../../core/session';
 import { passCount, upscaleRaster, UpscaleOptions, validateUpscaleOptions } from '../../core/upscale';
@@ -97,11 +96,11 @@ describe('scale', () => {
     expect(() => validateUpscaleOptions({ tile: 8 }, defaults)).toThrow('tile must be an integer from 16 to 4096, got 8');
     expect(() => validateUpscaleOptions({ overlap: 1.5 }, defaults)).toThrow('overlap must be an integer from 0 to 256');
     expect(() => validateUpscaleOptions({ alpha: 'x' }, defaults)).toThrow('alpha must be one of model, lanczos');
-    try {
-      validateUpscaleOptions({ scale: 0 }, defaults);
-    } catch (e) {
-      expect((e as UpbridgeError).code).toBe('UPB_INVALID_OPTION');
-    }
+    expect(() => validateUpscaleOptions({ scale: 0 }, defaults)).toThrow(expect.objectContaining({ code: 'UPB_INVALID_OPTION', details: expect.objectContaining({ option: 'scale' }) }));
+  });
+
+  test('a model that does not enlarge runs once and Lanczos does the scaling', () => {
+    expect(passCount(4, 1)).toBe(1);
   });
 });
 
@@ -214,5 +213,53 @@ describe('channels and bit depth', () => {
     expect(visibleEdge).toBeGreaterThan(50);
     // Without the colour fill the black background pulls edge reds far below 150.
     expect(darkest).toBeGreaterThan(150);
+  });
+});
+
+describe('alpha across passes and borders', () => {
+  function rgba(width: number, height: number, alphaAt: (x: number, y: number) => number): Promise<Raster> {
+    return photo(width, height).then((rgb) => {
+      const data = new Uint8Array(width * height * 4);
+      for (let y = 0; y < height; y++) {
+        for (let x = 0; x < width; x++) {
+          const i = y * width + x;
+          data.set([rgb.data[i * 3], rgb.data[i * 3 + 1], rgb.data[i * 3 + 2], alphaAt(x, y)], i * 4);
+        }
+      }
+      return { width, height, channels: 4, depth: 8, data } as Raster;
+    });
+  }
+
+  test.each([255, 128, 0])('a flat alpha of %s is kept exactly and costs no extra inference', async (level) => {
+    const tiles: number[] = [];
+    const result = await run(await rgba(12, 10, () => level), { onProgress: (p) => tiles.push(p.total) });
+    expect(tiles[0]).toBe(1); // colour only: the alpha is not inferred
+    const alpha = Array.from(result.raster.data.filter((_, i) => i % 4 === 3));
+    expect(new Set(alpha)).toEqual(new Set([level]));
+  });
+
+  test.each(['model', 'lanczos'] as const)('16x with alpha = %s: two passes, exact size, alpha edges kept', async (alpha) => {
+    const input = await rgba(6, 5, (x) => (x < 3 ? 255 : 0));
+    const result = await run(input, { scale: 16, alpha, tile: 64 });
+    expect(result.passes).toBe(2);
+    expect([result.raster.width, result.raster.height, result.raster.channels]).toEqual([96, 80, 4]);
+    const a = (x: number, y: number) => result.raster.data[(y * 96 + x) * 4 + 3];
+    expect(a(5, 40)).toBeGreaterThan(240); // well inside the opaque half
+    expect(a(90, 40)).toBeLessThan(15); // well inside the transparent half
+  });
+
+  test('16-bit input through two passes and a Lanczos resize stays 16-bit', async () => {
+    const eight = await photo(6, 5);
+    const data = Uint16Array.from(eight.data, (v, i) => v * 257 + (i % 31));
+    const result = await run({ ...eight, depth: 16, data }, { scale: 10, tile: 64 });
+    expect([result.raster.width, result.raster.height, result.raster.depth]).toEqual([60, 50, 16]);
+    expect(Array.from(result.raster.data).filter((v) => v % 257 !== 0).length).toBeGreaterThan(0.9 * result.raster.data.length);
+  });
+
+  test('the image border always gets the same mirrored padding, whatever the overlap', async () => {
+    const input = await photo(24, 20);
+    const a = await run(input, { overlap: 0 });
+    const b = await run(input, { overlap: 40 });
+    expect(maxAbsDiff(a.raster, b.raster)).toBe(0);
   });
 });
