@@ -4,6 +4,8 @@ const path = require('node:path');
 // second run skips the download and conversion. Set here, before workers start, so every
 // worker and every spawned CLI sees the same home.
 process.env.UPBRIDGE_HOME = process.env.UPBRIDGE_TEST_HOME || path.join(__dirname, '.cache', 'test-home');
+// Tokens too: no test reads or writes the user's real config folder.
+process.env.UPBRIDGE_CONFIG_DIR = path.join(__dirname, '.cache', 'test-config');
 
 /** @type {import('jest').Config} */
 module.exports = {

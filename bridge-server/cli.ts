@@ -9,6 +9,7 @@ import { ALPHA_MODES, LIMITS } from '../core/upscale';
 import { ModelStore, upbridgeHome } from '../core/node/model-store';
 import { upscaleFile } from '../core/node/upscale-file';
 import { runBenchmark } from './bench';
+import { runBridgeBenchmark } from './bench-bridge';
 import { DEFAULT_PORT, serve } from './serve';
 import { TokenStore } from './tokens';
 import { integerInRange } from '../core/validate';
@@ -190,17 +191,30 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON')
     .option('--size <px>', 'input size (square)', '256')
     .option('--models <ids>', 'comma-separated model ids (default: all)')
-    .action(async (opts: { json?: boolean; size: string; models?: string }) => {
+    .option('--bridge-size <px>', 'input size (square, RGBA8) for the bridge overhead run; 0 skips it', '1024')
+    .action(async (opts: { json?: boolean; size: string; models?: string; bridgeSize: string }) => {
       const ids = opts.models ? opts.models.split(',') : catalogue.models.map((m) => m.id);
-      const results = [];
-      for (const id of ids) {
-        // One process per model, so peak RSS is that model's alone.
-        const child = spawnSync(process.execPath, [process.argv[1], 'bench-one', id, '--size', opts.size], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-        if (child.status !== 0) throw new Error(`benchmark of ${id} failed (exit ${child.status})`);
-        results.push(JSON.parse(child.stdout.trim().split('\n').pop()!));
+      const runChild = (args: string[]) => {
+        // One process per run, so peak RSS is that run's alone.
+        const child = spawnSync(process.execPath, [process.argv[1], ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+        if (child.status !== 0) throw new Error(`benchmark ${args.join(' ')} failed (exit ${child.status})`);
+        return JSON.parse(child.stdout.trim().split('\n').pop()!);
+      };
+      const results = ids.map((id) => runChild(['bench-one', id, '--size', opts.size]));
+      const bridge = Number(opts.bridgeSize) > 0 ? runChild(['bench-bridge', '--size', opts.bridgeSize]) : undefined;
+      if (opts.json) {
+        process.stdout.write(JSON.stringify({ machine: { cpus: (await import('node:os')).cpus().length, node: process.version }, results, bridge }) + '\n');
+        return;
       }
-      if (opts.json) process.stdout.write(JSON.stringify({ machine: { cpus: (await import('node:os')).cpus().length, node: process.version }, results }) + '\n');
-      else for (const r of results) process.stdout.write(`${r.model}: ${r.outputMegapixelsPerSecond} MP/s output, ${r.seconds} s for ${r.input}→${r.output}, peak RSS ${r.peakRssMiB} MiB\n`);
+      for (const r of results) process.stdout.write(`${r.model}: ${r.outputMegapixelsPerSecond} MP/s output, ${r.seconds} s for ${r.input}→${r.output}, peak RSS ${r.peakRssMiB} MiB\n`);
+      if (bridge) process.stdout.write(`bridge: ${bridge.input} at 4x, ${bridge.clientSeconds} s at the client, ${bridge.jobRunSeconds} s in the pipeline: overhead ${(bridge.bridgeOverheadFraction * 100).toFixed(2)}%\n`);
+    });
+
+  program
+    .command('bench-bridge', { hidden: true })
+    .option('--size <px>', 'input size', '1024')
+    .action(async (opts: { size: string }) => {
+      process.stdout.write(JSON.stringify(await runBridgeBenchmark(Number(opts.size))) + '\n');
     });
 
   program

@@ -131,3 +131,30 @@ describe('upbridge models list', () => {
     expect(stdout).toMatch(/installable\s+realesrgan-x4plus/);
   });
 });
+
+describe('upbridge serve and tokens', () => {
+  test('serve refuses a non-loopback host without --allow-remote and TLS files', async () => {
+    for (const extra of [[], ['--allow-remote']]) {
+      const { code, stderr } = await cli('serve', '--host', '0.0.0.0', '--port', '7599', ...extra);
+      expect(code).toBe(2);
+      expect(stderr).toMatch(/--host 0\.0\.0\.0 would expose the bridge to the network; it needs --allow-remote together with --tls-cert and --tls-key/);
+    }
+  });
+
+  test('tokens create prints the token on its last line; list shows it hashed-away; revoke removes it', async () => {
+    const env = { ...process.env, UPBRIDGE_CONFIG_DIR: dir };
+    const created = await run(process.execPath, [BIN, 'tokens', 'create', '--name', 'ci-script'], { env });
+    const token = created.stdout.trim().split('\n').pop()!;
+    expect(token).toMatch(/^upb_[A-Za-z0-9_-]{43}$/);
+    const stored = await fs.readFile(path.join(dir, 'tokens.json'), 'utf8');
+    expect(stored).not.toContain(token);
+    expect((await fs.stat(path.join(dir, 'tokens.json'))).mode & 0o777).toBe(0o600);
+    const listed = JSON.parse((await run(process.execPath, [BIN, 'tokens', 'list', '--json'], { env })).stdout);
+    expect(listed).toEqual([{ id: expect.any(String), name: 'ci-script', createdAt: expect.any(String) }]);
+    await run(process.execPath, [BIN, 'tokens', 'revoke', 'ci-script'], { env });
+    expect(JSON.parse((await run(process.execPath, [BIN, 'tokens', 'list', '--json'], { env })).stdout)).toEqual([]);
+    const { code, stderr } = await cli('tokens', 'revoke', 'nobody');
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/no token with id or name "nobody"/);
+  });
+});

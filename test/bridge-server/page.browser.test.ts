@@ -1,8 +1,9 @@
 import { existsSync, promises as fs } from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Browser, BrowserContext, chromium, Page } from 'playwright-core';
+// First: the harness also makes typebox (ES modules only) loadable under jest on Node 20.
+import { freePort } from './bridge-harness';
 import { buildBridge, Bridge } from '../../bridge-server/app';
 import { nodeEngine } from '../../bridge-server/engine';
 import { Pairing, TokenStore } from '../../bridge-server/tokens';
@@ -29,17 +30,6 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
     timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 let tmpDir: string;
@@ -232,13 +222,14 @@ test('Cancel stops a running job', async () => {
   await page.locator('#upscale').click();
   // 161×121 in tiles of 16: 11 × 8 = 88 tiles of the large model; cancel after the first.
   await page.locator('#progress-text', { hasText: /^\d+ of 88 tiles/ }).waitFor();
+  const cancelled = page.waitForRequest((r) => r.method() === 'DELETE');
   await page.locator('#cancel').click();
+  const id = new URL((await cancelled).url()).pathname.split('/').pop()!;
   await page.locator('#progress[data-state="cancelled"]').waitFor({ state: 'attached' });
   await expect(page.locator('#progress-text').textContent()).resolves.toBe('Cancelled.');
   await expect(page.locator('#cancel').isDisabled()).resolves.toBe(true);
   await expect(page.locator('#upscale').isEnabled()).resolves.toBe(true);
   await expect(page.locator('#result').isHidden()).resolves.toBe(true);
-  const states = [...bridge.queue.list()].map((j) => j.state);
-  expect(states).toContain('cancelled');
+  expect(bridge.queue.get(id)?.state).toBe('cancelled');
   expect(pageErrors).toEqual([]);
 });
