@@ -12,7 +12,12 @@ module.exports = {
   testEnvironment: '<rootDir>/test/environment.js',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
-  transform: { '^.+\\.ts$': ['@swc/jest'] },
+  transform: {
+    '^.+\\.ts$': ['@swc/jest'],
+    // typebox 1.x ships only ES modules; jest's CommonJS runtime needs them compiled.
+    '^.+/node_modules/typebox/.+\\.mjs$': ['@swc/jest', { module: { type: 'commonjs' } }],
+  },
+  transformIgnorePatterns: ['/node_modules/(?!typebox/)'],
   globalSetup: '<rootDir>/test/global-setup.ts',
   // Inference tests are CPU-bound and ONNX Runtime already uses both cores.
   maxWorkers: 2,

@@ -57,6 +57,10 @@ export function checkPixelLimits(width: number, height: number, scale: number, l
  * Content-Length or an oversized image is refused without buffering anything.
  */
 export function precheckBody(request: FastifyRequest, scale: number, limits: BridgeLimits): void {
+  const type = (request.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+  if (type !== RAW_CONTENT_TYPE && !IMAGE_CONTENT_TYPES.includes(type)) {
+    throw new UpbridgeError('UPB_INPUT_NOT_IMAGE', `Content-Type ${JSON.stringify(type)} is not accepted; send ${IMAGE_CONTENT_TYPES.join(', ')} or raw pixels as ${RAW_CONTENT_TYPE}`);
+  }
   if (!isRaw(request)) return;
   const raw = rawDescriptor(request.query as Record<string, unknown>, limits);
   checkPixelLimits(raw.width, raw.height, scale, limits);

@@ -26,29 +26,38 @@ const hash = (token: string) => createHash('sha256').update(token).digest('hex')
  */
 export class TokenStore {
   readonly file: string;
-  private cache?: TokenRecord[];
+  private cache?: { records: TokenRecord[]; stamp: string };
 
   constructor(dir: string = configDir()) {
     this.file = path.join(dir, 'tokens.json');
   }
 
+  /**
+   * The file's identity: `upbridge tokens create/revoke` in another process replaces it (atomic
+   * rename, so a new inode), and a running server must see that at once, above all a revocation.
+   */
+  private async stamp(): Promise<string> {
+    const st = await fs.stat(this.file).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return null;
+      throw e;
+    });
+    return st ? `${st.ino}:${st.size}:${st.mtimeMs}` : 'absent';
+  }
+
   async list(): Promise<TokenRecord[]> {
-    if (!this.cache) {
-      try {
-        this.cache = JSON.parse(await fs.readFile(this.file, 'utf8')) as TokenRecord[];
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-        this.cache = [];
-      }
+    const stamp = await this.stamp();
+    if (this.cache?.stamp !== stamp) {
+      const records = stamp === 'absent' ? [] : (JSON.parse(await fs.readFile(this.file, 'utf8')) as TokenRecord[]);
+      this.cache = { records, stamp };
     }
-    return this.cache;
+    return this.cache.records;
   }
 
   private async save(records: TokenRecord[]): Promise<void> {
     await fs.mkdir(path.dirname(this.file), { recursive: true, mode: 0o700 });
     await writeFileAtomic(this.file, JSON.stringify(records, null, 2) + '\n');
     await fs.chmod(this.file, 0o600);
-    this.cache = records;
+    this.cache = { records, stamp: await this.stamp() };
   }
 
   /** Returns the token itself; only its hash is kept. */
@@ -71,11 +80,6 @@ export class TokenStore {
   async verify(token: string): Promise<TokenRecord | undefined> {
     const digest = Buffer.from(hash(token), 'hex');
     return (await this.list()).find((r) => timingSafeEqual(Buffer.from(r.sha256, 'hex'), digest));
-  }
-
-  /** Forget the cache, e.g. after `upbridge tokens revoke` ran in another process. */
-  reload(): void {
-    this.cache = undefined;
   }
 }
 
@@ -116,8 +120,10 @@ export class Pairing {
 
   async pair(code: string, name: string): Promise<string> {
     const expected = this.current();
-    const given = code.trim().toUpperCase();
-    const ok = given.length === expected.length && timingSafeEqual(Buffer.from(given), Buffer.from(expected));
+    const given = Buffer.from(code.trim().toUpperCase());
+    const want = Buffer.from(expected);
+    // timingSafeEqual needs equal byte lengths (non-ASCII characters take several bytes).
+    const ok = given.length === want.length && timingSafeEqual(given, want);
     if (!ok) {
       if (++this.wrong >= MAX_WRONG_ATTEMPTS) this.rotate();
       throw new UpbridgeError('UPB_PAIRING_FAILED', 'wrong or expired pairing code; use the code the upbridge server shows now');

@@ -295,6 +295,7 @@ function chooseFile(file: File | undefined): void {
   state.fileSize = null;
   state.fileUrl = URL.createObjectURL(file);
   ui.drop.dataset.state = 'chosen';
+  ui.result.hidden = true;
   ui.fileInfo.textContent = `${file.name} · ${formatBytes(file.size)}`;
   if (!contentTypeOf(file)) showError(`${file.name} is not a PNG, JPEG, WebP or TIFF image.`);
   // Read the size for the output preview; TIFF and broken files simply show none.
@@ -403,8 +404,8 @@ async function upscale(): Promise<void> {
     if (outcome.type === 'failed') throw new ApiError(0, outcome.error.code, outcome.error.message);
     if (outcome.type === 'cancelled') {
       ui.progress.dataset.state = 'cancelled';
-      setIndeterminate('Cancelled.');
       ui.progress.value = 0;
+      ui.progressText.textContent = 'Cancelled.';
       return;
     }
     setIndeterminate('Downloading the result…');
@@ -414,8 +415,11 @@ async function upscale(): Promise<void> {
     ui.progress.dataset.state = 'done';
     ui.progressText.textContent = `Done in ${formatSeconds((performance.now() - t0) / 1000)}.`;
   } catch (e) {
+    // The message area says what went wrong; the bar would only repeat it.
     ui.progress.dataset.state = 'failed';
+    ui.progress.value = 0;
     ui.progressText.textContent = 'Failed.';
+    ui.progressBox.hidden = true;
     throw e;
   } finally {
     state.busy = false;

@@ -53,16 +53,23 @@ export class ModelStore {
     return { onnx: path.join(this.modelsDir, `${id}.onnx`), sidecar: path.join(this.modelsDir, `${id}.json`) };
   }
 
+  /** Files already hashed, by path → "size:mtime": hashing x4plus (67 MB) takes ~0.4 s. */
+  private readonly verified = new Map<string, string>();
+
   /** The installed model if its .onnx matches its sidecar and the catalogue's pinned hash. */
   async installed(id: string): Promise<InstalledModel | null> {
     const entry = this.entry(id);
     const p = this.paths(id);
     try {
-      const sidecar = JSON.parse(await fs.readFile(p.sidecar, 'utf8')) as ModelSidecar;
-      const bytes = await fs.readFile(p.onnx);
-      const hash = sha256(bytes);
-      if (hash !== sidecar.sha256 || hash !== entry.onnxSha256) return null;
-      return { entry, onnxPath: p.onnx, sha256: hash };
+      const stat = await fs.stat(p.onnx);
+      const stamp = `${stat.size}:${stat.mtimeMs}`;
+      if (this.verified.get(p.onnx) !== stamp) {
+        const sidecar = JSON.parse(await fs.readFile(p.sidecar, 'utf8')) as ModelSidecar;
+        const hash = sha256(await fs.readFile(p.onnx));
+        if (hash !== sidecar.sha256 || hash !== entry.onnxSha256) return null;
+        this.verified.set(p.onnx, stamp);
+      }
+      return { entry, onnxPath: p.onnx, sha256: entry.onnxSha256 };
     } catch {
       return null;
     }

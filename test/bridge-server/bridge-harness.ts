@@ -17,25 +17,6 @@ import { Job } from '../../bridge-server/queue';
 import { Pairing, TokenStore } from '../../bridge-server/tokens';
 import { InferenceRunner, TileTensor } from '../../core/session';
 
-/**
- * typebox 1.x (used by the routes' schemas) ships only ES modules, which jest's CommonJS runtime
- * cannot require on Node 20 (jest.config.js transforms only .ts and ignores node_modules). Until
- * the jest config transforms it, load a CommonJS bundle of it made by esbuild (a devDependency).
- * If the real module loads (config fixed, or a Node with require(esm)), that is used instead.
- */
-jest.mock('typebox', () => {
-  try {
-    return jest.requireActual('typebox');
-  } catch {
-    const esbuild = require('esbuild') as typeof import('esbuild');
-    const entry = require('node:path').join(__dirname, '..', '..', 'node_modules', 'typebox', 'build', 'index.mjs');
-    const { outputFiles } = esbuild.buildSync({ entryPoints: [entry], bundle: true, format: 'cjs', platform: 'node', write: false, logLevel: 'silent' });
-    const mod = { exports: {} as Record<string, unknown> };
-    new Function('module', 'exports', 'require', outputFiles[0].text)(mod, mod.exports, require);
-    return mod.exports;
-  }
-});
-
 export const FAST_MODEL = 'realesr-general-x4v3';
 export const ROOT = path.join(__dirname, '..', '..');
 export const INPUT_A = path.join(ROOT, 'test', 'fixtures', 'ncnn-reference', 'input-a.png');

@@ -3,12 +3,23 @@
  * loopback: the Host check (DNS rebinding), the Origin check (cross-site requests, CORS) and bearer
  * tokens (pairing, revocation, storage).
  */
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
 import { syntheticRaster } from '../helpers';
-import { expectError, FAST_MODEL, freePort, jobsPath, rawBody, request, startBridge, TestBridge } from './bridge-harness';
+import { expectError, FAST_MODEL, freePort, jobsPath, rawBody, request, ROOT, startBridge, TestBridge } from './bridge-harness';
+
+const runFile = promisify(execFile);
+/** The real CLI (the esbuild bundle), on the server's token folder, as a user runs it beside `serve`. */
+const cli = (configDir: string, ...args: string[]) =>
+  runFile(process.execPath, [path.join(ROOT, 'bin', 'upbridge.js'), ...args], { env: { ...process.env, UPBRIDGE_CONFIG_DIR: configDir } });
 
 const JSON_CT = { 'content-type': 'application/json' };
+/** A cheap protected route: 404 UPB_JOB_NOT_FOUND means the request got past Host, Origin and token checks. */
+const PROTECTED = '/v1/jobs/00000000-0000-4000-8000-000000000000';
+const passedChecks = (res: { status: number; json(): any }) => res.status === 404 && res.json().error.code === 'UPB_JOB_NOT_FOUND';
 
 describe('bearer tokens', () => {
   let bridge: TestBridge;
@@ -44,17 +55,32 @@ describe('bearer tokens', () => {
   });
 
   it('a valid token works, the scheme case-insensitively', async () => {
+    expect(passedChecks(await request(bridge.port, PROTECTED, { token: bridge.token }))).toBe(true);
+    expect(passedChecks(await request(bridge.port, PROTECTED, { headers: { authorization: `bearer ${bridge.token}` } }))).toBe(true);
     expect((await request(bridge.port, '/v1/models', { token: bridge.token })).status).toBe(200);
-    expect((await request(bridge.port, '/v1/models', { headers: { authorization: `bearer ${bridge.token}` } })).status).toBe(200);
   });
 
   it('a revoked token is 401 at once', async () => {
     const { token } = await bridge.tokens.create('to-revoke');
-    expect((await request(bridge.port, '/v1/models', { token })).status).toBe(200);
+    expect(passedChecks(await request(bridge.port, PROTECTED, { token }))).toBe(true);
     await bridge.tokens.revoke('to-revoke');
-    expectError(await request(bridge.port, '/v1/models', { token }), 401, 'UPB_UNAUTHORIZED');
+    expectError(await request(bridge.port, PROTECTED, { token }), 401, 'UPB_UNAUTHORIZED');
     // Other tokens are unaffected.
-    expect((await request(bridge.port, '/v1/models', { token: bridge.token })).status).toBe(200);
+    expect(passedChecks(await request(bridge.port, PROTECTED, { token: bridge.token }))).toBe(true);
+  });
+
+  it('a token made by `upbridge tokens create` while the server runs works at once', async () => {
+    const { stdout } = await cli(bridge.dir, 'tokens', 'create', '--name', 'cli-made');
+    const token = stdout.trim().split('\n').pop()!;
+    expect(token).toMatch(/^upb_/);
+    expect(passedChecks(await request(bridge.port, PROTECTED, { token }))).toBe(true);
+  });
+
+  it('a token revoked by `upbridge tokens revoke` while the server runs is 401 at once', async () => {
+    const { token } = await bridge.tokens.create('cli-revoked');
+    expect(passedChecks(await request(bridge.port, PROTECTED, { token }))).toBe(true);
+    await cli(bridge.dir, 'tokens', 'revoke', 'cli-revoked');
+    expectError(await request(bridge.port, PROTECTED, { token }), 401, 'UPB_UNAUTHORIZED');
   });
 
   it('/v1/health, /v1/pair and /openapi.json need no token', async () => {
@@ -86,7 +112,7 @@ describe('Host check (DNS rebinding)', () => {
 
   it('a foreign Host is 421 UPB_FORBIDDEN_HOST, before authentication and on public routes', async () => {
     const otherPort = bridge.port === 65535 ? 65534 : bridge.port + 1;
-    for (const host of [`evil.example:${bridge.port}`, `127.0.0.1:${otherPort}`, 'evil.example', '127.0.0.1', `127.0.0.1.evil.example:${bridge.port}`, '']) {
+    for (const host of [`evil.example:${bridge.port}`, `127.0.0.1:${otherPort}`, 'evil.example', '127.0.0.1', `127.0.0.1.evil.example:${bridge.port}`]) {
       for (const [url, token] of [
         ['/v1/health', undefined],
         ['/v1/models', bridge.token],
@@ -112,7 +138,8 @@ describe('Host check (DNS rebinding)', () => {
 
   it('127.0.0.1, localhost and [::1] on this port are accepted, in any case', async () => {
     for (const host of [`127.0.0.1:${bridge.port}`, `localhost:${bridge.port}`, `LOCALHOST:${bridge.port}`, `[::1]:${bridge.port}`]) {
-      expect([host, (await request(bridge.port, '/v1/health', { headers: { host } })).status]).toEqual([host, 200]);
+      expect([host, (await request(bridge.port, '/openapi.json', { headers: { host } })).status]).toEqual([host, 200]);
+      expect([host, passedChecks(await request(bridge.port, PROTECTED, { headers: { host }, token: bridge.token }))]).toEqual([host, true]);
     }
   });
 
@@ -157,8 +184,8 @@ describe('Origin check and CORS', () => {
 
   it('Origin null (Figma), this server\'s own origins and configured extra origins are allowed and echoed', async () => {
     for (const origin of ['null', `http://127.0.0.1:${bridge.port}`, `http://localhost:${bridge.port}`, 'https://www.figma.com']) {
-      const res = await request(bridge.port, '/v1/models', { headers: { origin }, token: bridge.token });
-      expect([origin, res.status, res.headers['access-control-allow-origin']]).toEqual([origin, 200, origin]);
+      const res = await request(bridge.port, PROTECTED, { headers: { origin }, token: bridge.token });
+      expect([origin, passedChecks(res), res.headers['access-control-allow-origin']]).toEqual([origin, true, origin]);
       expect(res.headers['access-control-expose-headers']?.toLowerCase()).toContain('x-upbridge-width');
       expect(res.headers['access-control-expose-headers']?.toLowerCase()).toContain('retry-after');
     }
@@ -226,7 +253,7 @@ describe('pairing', () => {
     expect(res.status).toBe(200);
     const { token } = res.json();
     expect(token).toMatch(/^upb_[A-Za-z0-9_-]{43}$/);
-    expect((await request(bridge.port, '/v1/models', { token })).status).toBe(200);
+    expect(passedChecks(await request(bridge.port, PROTECTED, { token }))).toBe(true);
     expect((await bridge.tokens.list()).map((r) => r.name)).toContain('photoshop');
   });
 
@@ -271,7 +298,7 @@ describe('pairing', () => {
   });
 
   it('a malformed pairing body is 400 UPB_INVALID_OPTION', async () => {
-    expectError(await pair(123), 400, 'UPB_INVALID_OPTION');
+    expectError(await pair({ code: 'AAAAAA' }), 400, 'UPB_INVALID_OPTION');
     expectError(await pair('A'.repeat(33)), 400, 'UPB_INVALID_OPTION');
     expectError(await request(bridge.port, '/v1/pair', { method: 'POST', headers: JSON_CT, body: '{}' }), 400, 'UPB_INVALID_OPTION');
     expectError(await request(bridge.port, '/v1/pair', { method: 'POST', headers: JSON_CT, body: '{not json' }), 400, 'UPB_INVALID_OPTION');
@@ -293,7 +320,7 @@ describe('pairing rate limit', () => {
       const limited = await request(bridge.port, '/v1/pair', { method: 'POST', headers: JSON_CT, body: JSON.stringify({ code: bridge.pairing.current() }) });
       expectError(limited, 429, 'UPB_RATE_LIMITED');
       // Other routes are not rate limited.
-      expect((await request(bridge.port, '/v1/health')).status).toBe(200);
+      expect((await request(bridge.port, '/openapi.json')).status).toBe(200);
     } finally {
       await bridge.close();
     }

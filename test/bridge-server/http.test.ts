@@ -9,6 +9,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
+import { Engine } from '../../bridge-server/config';
+import { nodeEngine } from '../../bridge-server/engine';
 import { syntheticRaster } from '../helpers';
 import {
   expectError,
@@ -225,6 +227,21 @@ describe('bridge over HTTP (real server on loopback)', () => {
       const sse = subscribe(bridge.port, id, bridge.token);
       expect(await sse.ended).toEqual([{ type: 'done', data: { type: 'done' } }]);
     });
+
+    it('a subscriber that disconnects mid-job is unsubscribed (no listener left behind)', async () => {
+      engine.close();
+      const id = await submitRaw(bridge, syntheticRaster(16, 16, 3, 8));
+      await engine.waitHeld(1);
+      const job = bridge.queue.get(id)!;
+      const baseline = job.events.listenerCount('event');
+      const streams = Array.from({ length: 5 }, () => subscribe(bridge.port, id, bridge.token));
+      for (const sse of streams) await sse.received(1);
+      expect(job.events.listenerCount('event')).toBe(baseline + 5);
+      for (const sse of streams) sse.close();
+      await waitFor(() => job.events.listenerCount('event') === baseline, 'the listeners of closed streams to go');
+      engine.open();
+      expect((await waitDone(bridge, id)).state).toBe('done');
+    });
   });
 
   describe('GET /v1/jobs/:id', () => {
@@ -320,6 +337,26 @@ describe('bridge over HTTP (real server on loopback)', () => {
       expect(engine.calls - callsBefore).toBe(1);
     });
 
+    it('DELETE of a finished job changes nothing: it stays done and its result downloadable', async () => {
+      const id = await submitRaw(bridge, syntheticRaster(16, 16, 4, 8));
+      await waitDone(bridge, id);
+      const del = await request(bridge.port, `/v1/jobs/${id}`, { method: 'DELETE', token: bridge.token });
+      expect(del.json()).toMatchObject({ state: 'done', result: { available: true } });
+      expect((await request(bridge.port, `/v1/jobs/${id}/result`, { token: bridge.token })).status).toBe(200);
+    });
+
+    it('a wait=true request whose job is cancelled by DELETE answers 409 UPB_CANCELLED', async () => {
+      engine.close();
+      const input = syntheticRaster(32, 16, 3, 8);
+      const pending = request(bridge.port, jobsPath({ model: FAST_MODEL, width: 32, height: 16, channels: 3, tile: 16, wait: true }), { method: 'POST', headers: RAW, body: rawBody(input.data), token: bridge.token });
+      await engine.waitHeld(1);
+      const job = bridge.submitted[bridge.submitted.length - 1];
+      expect((await request(bridge.port, `/v1/jobs/${job.id}`, { method: 'DELETE', token: bridge.token })).status).toBe(200);
+      engine.open();
+      expectError(await pending, 409, 'UPB_CANCELLED');
+      expect(job.state).toBe('cancelled');
+    });
+
     it('an unknown job id is 404 UPB_JOB_NOT_FOUND for status, cancel, result and events', async () => {
       const id = '00000000-0000-4000-8000-000000000000';
       expectError(await request(bridge.port, `/v1/jobs/${id}`, { token: bridge.token }), 404, 'UPB_JOB_NOT_FOUND');
@@ -355,6 +392,50 @@ describe('bridge over HTTP (real server on loopback)', () => {
       expect(engine.calls - callsBefore).toBe(1);
       expect(bridge.queue.length).toBe(0);
     });
+
+    it('a client that disconnects from a queued wait=true request cancels its job before it runs', async () => {
+      engine.close();
+      const callsBefore = engine.calls;
+      const first = await submitRaw(bridge, syntheticRaster(16, 16, 3, 8));
+      await engine.waitHeld(1);
+      const controller = new AbortController();
+      const input = syntheticRaster(16, 16, 3, 8);
+      const pending = request(bridge.port, jobsPath({ model: FAST_MODEL, width: 16, height: 16, channels: 3, wait: true }), { method: 'POST', headers: RAW, body: rawBody(input.data), token: bridge.token, signal: controller.signal });
+      pending.catch(() => {});
+      await waitFor(() => bridge.queue.length === 2, 'the synchronous job to be queued');
+      const job = bridge.submitted[bridge.submitted.length - 1];
+      expect(job.state).toBe('queued');
+      controller.abort();
+      await waitFor(() => job.state === 'cancelled', 'the queued job to be cancelled');
+      expect(bridge.queue.length).toBe(1);
+      engine.open();
+      expect((await waitDone(bridge, first)).state).toBe('done');
+      expect(engine.calls - callsBefore).toBe(1);
+    });
+  });
+});
+
+describe('failed jobs', () => {
+  it('a job whose inference fails reports failed with its error: status, SSE, result 409, wait=true 500', async () => {
+    const real = nodeEngine();
+    const failing: Engine = {
+      runner: async () => ({ provider: 'cpu', run: async () => Promise.reject(new Error('the runtime fell over')) }),
+      readyModels: () => real.readyModels(),
+      providers: () => real.providers(),
+    };
+    const bridge = await startBridge({ engine: failing });
+    try {
+      const id = await submitRaw(bridge, syntheticRaster(16, 16, 4, 8));
+      const status = await waitDone(bridge, id);
+      expect(status).toMatchObject({ state: 'failed', error: { code: 'UPB_INFERENCE', message: expect.stringMatching(/the runtime fell over/) }, result: { available: false } });
+      const sse = subscribe(bridge.port, id, bridge.token);
+      expect(await sse.ended).toEqual([{ type: 'failed', data: { type: 'failed', error: status.error } }]);
+      expect(expectError(await request(bridge.port, `/v1/jobs/${id}/result`, { token: bridge.token }), 409, 'UPB_RESULT_NOT_READY').message).toMatch(/failed: .*the runtime fell over/);
+      const sync = await request(bridge.port, jobsPath({ model: FAST_MODEL, width: 16, height: 16, wait: true }), { method: 'POST', headers: RAW, body: rawBody(syntheticRaster(16, 16, 4, 8).data), token: bridge.token });
+      expect(expectError(sync, 500, 'UPB_INFERENCE').message).toMatch(/the runtime fell over/);
+    } finally {
+      await bridge.close();
+    }
   });
 });
 
