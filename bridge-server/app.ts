@@ -31,7 +31,7 @@ export interface Bridge {
 /** The page's static files: dist/page beside the bundle, or from a source checkout after `npm run build`. */
 function pageDir(): string {
   const candidates = [path.join(__dirname, 'page'), path.join(__dirname, '..', 'dist', 'page')];
-  return candidates.find((d) => existsSync(path.join(d, 'index.html'))) ?? candidates[0];
+  return candidates.find((d) => existsSync(path.join(d, 'page.js'))) ?? candidates[0];
 }
 
 function errorBody(code: ErrorCode, message: string) {

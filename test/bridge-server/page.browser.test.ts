@@ -2,7 +2,6 @@ import { existsSync, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Browser, BrowserContext, chromium, Page } from 'playwright-core';
-// First: the harness also makes typebox (ES modules only) loadable under jest on Node 20.
 import { freePort } from './bridge-harness';
 import { buildBridge, Bridge } from '../../bridge-server/app';
 import { nodeEngine } from '../../bridge-server/engine';
@@ -52,6 +51,11 @@ beforeAll(async () => {
   bridge = await buildBridge({ port }, { engine: nodeEngine(), tokens, pairing });
   await bridge.app.listen({ port, host: '127.0.0.1' });
   baseUrl = `http://127.0.0.1:${port}/`;
+  // The server must serve the built page and its script (dist/page).
+  for (const file of ['', 'page.js']) {
+    const res = await fetch(baseUrl + file);
+    if (res.status !== 200) throw new Error(`GET /${file} answered ${res.status}: ${await res.text()}`);
+  }
   browser = await within(
     chromium.launch({
       executablePath: CHROMIUM,
@@ -84,8 +88,16 @@ afterEach(async () => {
 async function openPage(): Promise<Page> {
   const page = await context!.newPage();
   page.on('pageerror', (e) => pageErrors.push(e.message));
+  const script = page.waitForResponse((r) => new URL(r.url()).pathname === '/page.js');
   await page.goto(baseUrl);
-  await page.locator('#connection[data-state="paired"]').waitFor();
+  const scriptResponse = await script;
+  if (scriptResponse.status() !== 200) throw new Error(`GET /page.js answered ${scriptResponse.status()}`);
+  // Paired, or a readable reason why not.
+  const connection = page.locator('#connection');
+  await page.locator('#connection:not([data-state="connecting"])').waitFor();
+  if ((await connection.getAttribute('data-state')) !== 'paired') {
+    throw new Error(`the page did not pair: ${await connection.textContent()}: ${await page.locator('#message').textContent()}`);
+  }
   return page;
 }
 
