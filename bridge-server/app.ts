@@ -2,7 +2,7 @@ import { existsSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
-import Fastify, { FastifyError, FastifyInstance } from 'fastify';
+import Fastify, { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { ErrorCode, isUpbridgeError, UpbridgeError } from '../core/errors';
 import { BridgeLimits, BridgeOptions, DEFAULT_LIMITS, Engine } from './config';
 import { HTTP_STATUS } from './http-status';
@@ -61,8 +61,32 @@ export async function buildBridge(options: BridgeOptions, deps: BridgeDeps): Pro
   const queue = new InProcessQueue<BridgeJobInput>(jobExecutor(deps.engine), {
     capacity: options.queueCapacity ?? 16,
     resultTtlMs: options.resultTtlMs ?? 10 * 60 * 1000,
+    // The input's pixels are not needed once the job has run; its metadata is (to encode results).
+    releaseInput: (input) => {
+      input.raster = { width: 0, height: 0, channels: input.raster.channels, depth: input.raster.depth, data: new Uint8Array(0) };
+    },
   });
-  const app = Fastify({ logger: deps.logger ?? false, bodyLimit: 64 * 1024, forceCloseConnections: true, ...(deps.https ? { https: deps.https } : {}) }) as unknown as FastifyInstance;
+  const app = Fastify({
+    logger: deps.logger ?? false,
+    bodyLimit: 64 * 1024,
+    forceCloseConnections: true,
+    // A client that announces a body and stalls does not hold its connection forever.
+    requestTimeout: 60_000,
+    // Errors raised before routing (bad URL encoding, over-long ids) get our JSON body too.
+    frameworkErrors: (error, _request, reply) => {
+      const code: ErrorCode = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'UPB_JOB_NOT_FOUND' : 'UPB_INVALID_OPTION';
+      void (reply as unknown as FastifyReply).code(HTTP_STATUS[code]).send(errorBody(code, error.message));
+    },
+    // ... and so do requests Node's HTTP parser refuses (malformed, oversized headers).
+    clientErrorHandler: (error: NodeJS.ErrnoException, socket) => {
+      if (!socket.writable) return socket.destroy();
+      const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
+      const code: ErrorCode = tooLarge ? 'UPB_HEADERS_TOO_LARGE' : 'UPB_INVALID_OPTION';
+      const body = JSON.stringify(errorBody(code, tooLarge ? 'request line and headers are too large' : 'malformed HTTP request'));
+      socket.end(`HTTP/1.1 ${HTTP_STATUS[code]} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    },
+    ...(deps.https ? { https: deps.https } : {}),
+  }) as unknown as FastifyInstance;
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const e = toUpbridgeError(error);
@@ -95,9 +119,11 @@ export async function buildBridge(options: BridgeOptions, deps: BridgeDeps): Pro
     // The page pairs itself with the current code: only a page served from this origin can read it.
     return reply.header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-store').send(html.replace('__UPBRIDGE_PAIRING_CODE__', deps.pairing.current()));
   });
-  app.get('/page.js', { config: { public: true }, schema: { hide: true } }, async (_request, reply) =>
-    reply.header('content-type', 'text/javascript; charset=utf-8').send(await fs.readFile(path.join(dir, 'page.js'))),
-  );
+  app.get('/page.js', { config: { public: true }, schema: { hide: true } }, async (_request, reply) => {
+    const script = await fs.readFile(path.join(dir, 'page.js')).catch(() => null);
+    if (script === null) throw new UpbridgeError('UPB_NOT_FOUND', 'the page is not built; run npm run build');
+    return reply.header('content-type', 'text/javascript; charset=utf-8').send(script);
+  });
 
   app.addHook('onClose', async () => queue.close());
   return { app, queue, limits };

@@ -86,8 +86,7 @@ export async function decodeBody(request: FastifyRequest, body: Buffer, scale: n
           : new Uint16Array(Uint8Array.from(body).buffer);
     return { raster: { ...raw, data }, metadata: { format: 'raw' }, format: 'raw' };
   }
-  const decoded = await decodeImage(body, 'the uploaded image', limits.maxInputPixels);
-  checkPixelLimits(decoded.raster.width, decoded.raster.height, scale, limits);
+  const decoded = await decodeImage(body, 'the uploaded image', limits.maxInputPixels, (width, height) => checkPixelLimits(width, height, scale, limits));
   const format = (OUTPUT_FORMATS as readonly string[]).includes(decoded.metadata.format) ? (decoded.metadata.format as OutputFormat) : 'png';
   return { ...decoded, format };
 }

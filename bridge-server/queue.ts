@@ -66,11 +66,13 @@ export interface JobQueue<Input> {
   close(): Promise<void>;
 }
 
-export interface QueueOptions {
+export interface QueueOptions<Input> {
   /** Waiting jobs beyond the running one. */
   capacity: number;
   /** How long a finished result stays downloadable. */
   resultTtlMs: number;
+  /** Drops what a finished job no longer needs from its input. */
+  releaseInput?: (input: Input) => void;
 }
 
 /**
@@ -86,7 +88,7 @@ export class InProcessQueue<Input> implements JobQueue<Input> {
 
   constructor(
     private readonly execute: JobExecutor<Input>,
-    private readonly options: QueueOptions,
+    private readonly options: QueueOptions<Input>,
   ) {}
 
   get length(): number {
@@ -167,6 +169,7 @@ export class InProcessQueue<Input> implements JobQueue<Input> {
   private finish(job: Job<Input>, state: 'done' | 'failed' | 'cancelled'): void {
     job.state = state;
     job.finishedAt = Date.now();
+    this.options.releaseInput?.(job.input);
     if (state === 'done') job.emit({ type: 'done' });
     else if (state === 'failed') job.emit({ type: 'failed', error: job.error! });
     else job.emit({ type: 'cancelled' });

@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'UPB_FORBIDDEN_HOST' // Host header is not this server on loopback (DNS rebinding)
   | 'UPB_FORBIDDEN_ORIGIN' // a web page of another origin
   | 'UPB_TOO_LARGE' // body, input pixels or output size over the limits
+  | 'UPB_HEADERS_TOO_LARGE' // request line and headers over Node's limit
   | 'UPB_QUEUE_FULL'
   | 'UPB_JOB_NOT_FOUND'
   | 'UPB_RESULT_NOT_READY'
@@ -41,6 +42,7 @@ const USER_ERRORS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'UPB_FORBIDDEN_HOST',
   'UPB_FORBIDDEN_ORIGIN',
   'UPB_TOO_LARGE',
+  'UPB_HEADERS_TOO_LARGE',
   'UPB_QUEUE_FULL',
   'UPB_JOB_NOT_FOUND',
   'UPB_RESULT_NOT_READY',

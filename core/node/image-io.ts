@@ -52,8 +52,17 @@ const NATIVE_SPACES = new Set(['srgb', 'rgb', 'rgb16', 'b-w', 'grey16']);
 /** sharp's own default guard against decompression bombs. */
 const DEFAULT_MAX_PIXELS = 268402689;
 
-/** Reads only the header: the pixel count is checked before anything is decoded. */
-export async function decodeImage(bytes: Buffer, name = 'input', maxPixels = DEFAULT_MAX_PIXELS): Promise<DecodedImage> {
+/**
+ * Metadata we carry into the output. Bounded, because a few KB of compressed upload can inflate to
+ * a huge profile that a job would then hold on to (the fuzz test has such a PNG).
+ */
+export const METADATA_LIMITS = { icc: 4 << 20, exif: 1 << 20, xmp: 16 << 20 };
+
+/**
+ * Reads only the header first: the pixel count (and the caller's `beforeDecode` check, given the
+ * upright size) runs before anything is decoded.
+ */
+export async function decodeImage(bytes: Buffer, name = 'input', maxPixels = DEFAULT_MAX_PIXELS, beforeDecode?: (width: number, height: number) => void): Promise<DecodedImage> {
   let meta: sharp.Metadata;
   try {
     meta = await sharp(bytes, { limitInputPixels: false }).metadata();
@@ -64,6 +73,15 @@ export async function decodeImage(bytes: Buffer, name = 'input', maxPixels = DEF
   if (meta.width * meta.height > maxPixels) {
     throw new UpbridgeError('UPB_TOO_LARGE', `${name} is ${meta.width}×${meta.height} = ${meta.width * meta.height} pixels; at most ${maxPixels} are allowed`);
   }
+  for (const key of ['icc', 'exif', 'xmp'] as const) {
+    const size = meta[key]?.length ?? 0;
+    if (size > METADATA_LIMITS[key]) {
+      throw new UpbridgeError('UPB_TOO_LARGE', `${name} carries ${(size / 2 ** 20).toFixed(1)} MiB of ${key.toUpperCase()} metadata; at most ${METADATA_LIMITS[key] / 2 ** 20} MiB is kept`);
+    }
+  }
+  // EXIF orientations 5–8 swap width and height once applied.
+  const swapped = (meta.orientation ?? 1) >= 5;
+  beforeDecode?.(swapped ? meta.height : meta.width, swapped ? meta.width : meta.height);
   const depth: BitDepth = meta.depth === 'ushort' || meta.depth === 'short' || meta.depth === 'uint' || meta.depth === 'float' || meta.depth === 'double' ? 16 : 8;
   const native = NATIVE_SPACES.has(meta.space ?? 'srgb');
   const alpha = meta.hasAlpha === true;
