@@ -1,21 +1,12 @@
-import { once } from 'node:events';
 import { promises as fs } from 'node:fs';
 import * as http from 'node:http';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { catalogue } from '../core/catalogue';
 import { buildBridge } from './app';
 import { nodeEngine } from './engine';
+import { freePort } from './free-port';
 import { Pairing, TokenStore } from './tokens';
-
-async function freePort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
-  server.close();
-  return port;
-}
 
 function request(port: number, token: string, method: string, url: string, body?: Buffer): Promise<{ status: number; body: Buffer }> {
   return new Promise((resolve, reject) => {

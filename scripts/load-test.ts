@@ -17,9 +17,9 @@
  * the sample at that time. Prints one JSON object and stores it in `out` under
  * "queueCapacity-<n>" (other runs in the file are kept). Exits 1 on any failure or wrong output.
  */
+import { freePort } from '../bridge-server/free-port';
 import { existsSync, promises as fs } from 'node:fs';
 import * as http from 'node:http';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
@@ -232,16 +232,6 @@ function slope(points: [number, number][]): number | null {
   return sxx === 0 ? null : sxy / sxx;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const round = (v: number | null, digits = 1) => (v === null ? null : Math.round(v * 10 ** digits) / 10 ** digits);
 const mib = (bytes: number) => bytes / 2 ** 20;

@@ -74,7 +74,7 @@ const INCHES_PER_METRE = 1 / 0.0254;
 
 let crcTable: Uint32Array | undefined;
 /** CRC-32 (ISO-HDLC, as PNG uses). zlib.crc32 arrived in Node 20.15; older 20.x get the table. */
-function crc32(data: Uint8Array): number {
+export function crc32(data: Uint8Array): number {
   const native = (zlib as { crc32?: (d: Uint8Array) => number }).crc32;
   if (typeof native === 'function') return native(data) >>> 0;
   if (!crcTable) {

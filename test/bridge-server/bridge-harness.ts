@@ -6,7 +6,6 @@
 import { EventEmitter } from 'node:events';
 import { promises as fs } from 'node:fs';
 import * as http from 'node:http';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Bridge, buildBridge } from '../../bridge-server/app';
@@ -21,18 +20,9 @@ export const FAST_MODEL = 'realesr-general-x4v3';
 export const ROOT = path.join(__dirname, '..', '..');
 export const INPUT_A = path.join(ROOT, 'test', 'fixtures', 'ncnn-reference', 'input-a.png');
 
-/** A port nobody listens on right now (the Host check needs the port before listen). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from '../../bridge-server/free-port';
+
+export { freePort };
 
 /** Resolves when `check` returns a truthy value; fails after `timeoutMs` (generous: a bound, not a timing). */
 export async function waitFor<T>(check: () => T | Promise<T>, what: string, timeoutMs = 20000, everyMs = 10): Promise<NonNullable<T>> {
