@@ -51,10 +51,13 @@ export async function serve(options: ServeOptions): Promise<void> {
   const store = new ModelStore();
   await installModels(store);
   const tokens = new TokenStore();
-  const pairing = new Pairing(tokens, (code) => process.stdout.write(`pairing code: ${code}\n`));
+  // The first code is printed with the URL below; later ones (after each pairing) as they come.
+  let listening = false;
+  const pairing = new Pairing(tokens, (code) => listening && process.stdout.write(`new pairing code: ${code}\n`));
   const https = remote ? { key: await fs.readFile(options.tlsKey!), cert: await fs.readFile(options.tlsCert!) } : undefined;
   const { app } = await buildBridge({ port: options.port, allowRemote: remote }, { engine: nodeEngine(store), tokens, pairing, https });
   await app.listen({ port: options.port, host: options.host });
+  listening = true;
   const url = `${https ? 'https' : 'http'}://${remote ? options.host : '127.0.0.1'}:${options.port}`;
   process.stdout.write(`upbridge bridge listening on ${url}\nopen ${url}/ to upscale in the browser; plugins pair with the code: ${pairing.current()}\n`);
   const stop = async () => {
