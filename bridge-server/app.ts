@@ -107,7 +107,7 @@ export async function buildBridge(options: BridgeOptions, deps: BridgeDeps): Pro
   await app.register(rateLimit, { global: false });
 
   await app.register(infoRoutes, { engine: deps.engine, queue });
-  await app.register(pairRoutes, { pairing: deps.pairing, perMinute: options.pairingRateLimitPerMinute ?? 10 });
+  await app.register(pairRoutes, { pairing: deps.pairing, tokens: deps.tokens, port: options.port, perMinute: options.pairingRateLimitPerMinute ?? 10 });
   await app.register(jobRoutes, { queue, limits });
 
   app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
@@ -116,8 +116,14 @@ export async function buildBridge(options: BridgeOptions, deps: BridgeDeps): Pro
   app.get('/', { config: { public: true }, schema: { hide: true } }, async (_request, reply) => {
     const html = await fs.readFile(path.join(dir, 'index.html'), 'utf8').catch(() => null);
     if (html === null) throw new UpbridgeError('UPB_NOT_FOUND', 'the page is not built; run npm run build');
-    // The page pairs itself with the current code: only a page served from this origin can read it.
-    return reply.header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-store').send(html.replace('__UPBRIDGE_PAIRING_CODE__', deps.pairing.current()));
+    return reply
+      .header('content-type', 'text/html; charset=utf-8')
+      .header('cache-control', 'no-store')
+      // Not framable, not readable by other origins.
+      .header('content-security-policy', "frame-ancestors 'none'")
+      .header('x-frame-options', 'DENY')
+      .header('cross-origin-resource-policy', 'same-origin')
+      .send(html);
   });
   app.get('/page.js', { config: { public: true }, schema: { hide: true } }, async (_request, reply) => {
     const script = await fs.readFile(path.join(dir, 'page.js')).catch(() => null);

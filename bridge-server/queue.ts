@@ -104,13 +104,18 @@ export class InProcessQueue<Input> implements JobQueue<Input> {
     return Math.max(1, Math.ceil(remaining));
   }
 
-  submit(input: Input): Job<Input> {
+  /** Throws UPB_QUEUE_FULL when a job submitted now would be refused. */
+  checkRoom(): void {
     if (this.closed) throw new UpbridgeError('UPB_QUEUE_FULL', 'the server is shutting down');
     if (this.waiting.length >= this.options.capacity) {
       throw new UpbridgeError('UPB_QUEUE_FULL', `the queue is full (${this.options.capacity} jobs waiting); retry later`, {
         retryAfterSeconds: this.retryAfterSeconds(),
       });
     }
+  }
+
+  submit(input: Input): Job<Input> {
+    this.checkRoom();
     const job = new Job(input);
     this.jobs.set(job.id, job);
     this.waiting.push(job);

@@ -22,9 +22,16 @@ export const EXPOSED_HEADERS = ['X-Upbridge-Width', 'X-Upbridge-Height', 'X-Upbr
  * - every route but health, pairing and the page needs a bearer token, which only a paired
  *   plugin (or `upbridge tokens create`) has.
  */
+const LOOPBACK_NAMES = ['127.0.0.1', 'localhost', '[::1]'];
+
+/** The origins of this server's own page. */
+export function loopbackOrigins(port: number): string[] {
+  return LOOPBACK_NAMES.map((h) => `http://${h}:${port}`);
+}
+
 export async function registerSecurity(app: FastifyInstance, opts: { port: number; allowRemote: boolean; extraOrigins: string[]; tokens: TokenStore }): Promise<void> {
-  const hosts = new Set(['127.0.0.1', 'localhost', '[::1]'].map((h) => `${h}:${opts.port}`));
-  const origins = new Set(['null', ...[...hosts].map((h) => `http://${h}`), ...opts.extraOrigins]);
+  const hosts = new Set(LOOPBACK_NAMES.map((h) => `${h}:${opts.port}`));
+  const origins = new Set(['null', ...loopbackOrigins(opts.port), ...opts.extraOrigins]);
 
   app.addHook('onRequest', async (request) => {
     if (!opts.allowRemote && !hosts.has((request.headers.host ?? '').toLowerCase())) {

@@ -79,7 +79,11 @@ export class TokenStore {
 
   async verify(token: string): Promise<TokenRecord | undefined> {
     const digest = Buffer.from(hash(token), 'hex');
-    return (await this.list()).find((r) => timingSafeEqual(Buffer.from(r.sha256, 'hex'), digest));
+    return (await this.list()).find((r) => {
+      const stored = Buffer.from(r.sha256, 'hex');
+      // A damaged record must not make every request fail (timingSafeEqual throws on lengths).
+      return stored.length === digest.length && timingSafeEqual(stored, digest);
+    });
   }
 }
 
@@ -87,17 +91,16 @@ export class TokenStore {
 const CODE_ALPHABET = 'ABCDEFGHJKMNPQRSTUVWXYZ23456789';
 export const PAIRING_CODE_LENGTH = 6;
 const CODE_TTL_MS = 10 * 60 * 1000;
-const MAX_WRONG_ATTEMPTS = 5;
 
 /**
- * The short one-time code a person copies from the server's console (or its page) into a plugin.
- * It changes after each successful pairing, after MAX_WRONG_ATTEMPTS wrong guesses and after
- * ten minutes, so guessing 31^6 ≈ 887M codes at a rate-limited pace is hopeless.
+ * The short one-time code a person copies from the server's console into a plugin. It changes
+ * after each successful pairing and after ten minutes. Wrong guesses do not rotate it (that would
+ * let any local page keep the user from pairing); the rate limit (10 a minute) allows about 100
+ * guesses in a code's lifetime against 31^6 ≈ 887M codes.
  */
 export class Pairing {
   private code = '';
   private expiresAt = 0;
-  private wrong = 0;
 
   constructor(
     private readonly tokens: TokenStore,
@@ -114,7 +117,6 @@ export class Pairing {
   private rotate(): void {
     this.code = Array.from({ length: PAIRING_CODE_LENGTH }, () => CODE_ALPHABET[randomInt(CODE_ALPHABET.length)]).join('');
     this.expiresAt = Date.now() + CODE_TTL_MS;
-    this.wrong = 0;
     this.onNewCode(this.code);
   }
 
@@ -125,7 +127,6 @@ export class Pairing {
     // timingSafeEqual needs equal byte lengths (non-ASCII characters take several bytes).
     const ok = given.length === want.length && timingSafeEqual(given, want);
     if (!ok) {
-      if (++this.wrong >= MAX_WRONG_ATTEMPTS) this.rotate();
       throw new UpbridgeError('UPB_PAIRING_FAILED', 'wrong or expired pairing code; use the code the upbridge server shows now');
     }
     this.rotate();

@@ -6,9 +6,7 @@
 export {};
 
 const TOKEN_KEY = 'upbridge.token';
-const CLIENT_NAME = 'upbridge page';
 /** The server replaces this in index.html; seeing it means the page was not served by upbridge. */
-const PLACEHOLDER = '__UPBRIDGE_' + 'PAIRING_CODE__';
 const CONTENT_TYPES: Record<string, string> = {
   png: 'image/png',
   jpg: 'image/jpeg',
@@ -112,18 +110,6 @@ function storeToken(token: string): void {
   }
 }
 
-function embeddedCode(): string {
-  return document.querySelector<HTMLMetaElement>('meta[name="upbridge-pairing-code"]')?.content.trim() ?? '';
-}
-
-/** The code changes after every pairing: a fresh copy of this page carries the current one. */
-async function freshCode(): Promise<string> {
-  const res = await fetch('/', { cache: 'no-store' });
-  const html = await res.text();
-  const meta = new DOMParser().parseFromString(html, 'text/html').querySelector<HTMLMetaElement>('meta[name="upbridge-pairing-code"]');
-  return meta?.content.trim() ?? '';
-}
-
 async function errorFrom(res: Response): Promise<ApiError> {
   const text = await res.text().catch(() => '');
   try {
@@ -135,31 +121,19 @@ async function errorFrom(res: Response): Promise<ApiError> {
   return new ApiError(res.status, 'UPB_HTTP', `the server answered ${res.status} ${res.statusText}${text ? `: ${text.slice(0, 200)}` : ''}`);
 }
 
-async function pairWith(code: string): Promise<string> {
-  const res = await fetch('/v1/pair', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ code, name: CLIENT_NAME }),
-  });
-  if (!res.ok) throw await errorFrom(res);
-  return ((await res.json()) as { token: string }).token;
-}
-
 let pairing: Promise<void> | null = null;
 
-/** Pairs with the embedded code; if it was used up meanwhile, once more with a fresh one. */
+/**
+ * The page pairs through its own route, which the server grants only to requests whose Origin is
+ * the server itself: a browser sends that Origin for this page and no other, so no website (not
+ * even a sandboxed iframe, whose Origin is "null") can get a token this way.
+ */
 function pair(): Promise<void> {
   pairing ??= (async () => {
     setConnection('connecting', 'Pairing with upbridge…');
-    let code = embeddedCode();
-    if (!code || code === PLACEHOLDER) code = await freshCode();
-    if (!code || code === PLACEHOLDER) throw new ApiError(0, 'UPB_NO_CODE', 'This page has no pairing code: open it from the running upbridge server (upbridge serve prints its address).');
-    try {
-      storeToken(await pairWith(code));
-    } catch (e) {
-      if (!(e instanceof ApiError && e.code === 'UPB_PAIRING_FAILED')) throw e;
-      storeToken(await pairWith(await freshCode()));
-    }
+    const res = await fetch('/v1/pair/page', { method: 'POST' });
+    if (!res.ok) throw await errorFrom(res);
+    storeToken(((await res.json()) as { token: string }).token);
   })().finally(() => {
     pairing = null;
   });

@@ -124,6 +124,8 @@ export async function jobRoutes(app: FastifyInstance, opts: { queue: InProcessQu
       },
       bodyLimit: limits.maxBodyBytes,
       preParsing: async (request, _reply, payload) => {
+        // A full queue answers 429 before the body is read, not after buffering and decoding it.
+        queue.checkRoom();
         const q = request.query as Record<string, unknown>;
         const entry = findModel(String(q.model ?? catalogue.defaultModel));
         precheckBody(request, validateUpscaleOptions(q, entry).scale, limits);

@@ -283,18 +283,42 @@ describe('pairing', () => {
     expect((await pair(bridge.pairing.current())).status).toBe(200);
   });
 
-  it('five wrong guesses rotate the code; four do not', async () => {
+  it('wrong guesses do not rotate the code (no local page can keep the user from pairing)', async () => {
     const code = bridge.pairing.current();
     const wrong = code[0] === 'A' ? `B${code.slice(1)}` : `A${code.slice(1)}`;
-    for (let i = 0; i < 4; i++) expectError(await pair(wrong), 403, 'UPB_PAIRING_FAILED');
+    for (let i = 0; i < 8; i++) expectError(await pair(wrong), 403, 'UPB_PAIRING_FAILED');
     expect(bridge.pairing.current()).toBe(code);
     expect((await pair(code)).status).toBe(200);
+  });
 
-    const next = bridge.pairing.current();
-    const wrongNext = next[0] === 'A' ? `B${next.slice(1)}` : `A${next.slice(1)}`;
-    for (let i = 0; i < 5; i++) expectError(await pair(wrongNext), 403, 'UPB_PAIRING_FAILED');
-    expect(bridge.pairing.current()).not.toBe(next);
-    expectError(await pair(next), 403, 'UPB_PAIRING_FAILED');
+  it('the page holds no pairing code and cannot be framed or read by another origin', async () => {
+    const res = await request(bridge.port, '/');
+    expect(res.status).toBe(200);
+    expect(res.body.toString()).not.toContain(bridge.pairing.current());
+    expect(res.headers['content-security-policy']).toContain("frame-ancestors 'none'");
+    expect(res.headers['cross-origin-resource-policy']).toBe('same-origin');
+  });
+
+  it("only the bridge's own page pairs without a code: its Origin, same-site, over loopback", async () => {
+    const pagePair = (headers: Record<string, string>) => request(bridge.port, '/v1/pair/page', { method: 'POST', headers });
+    const own = `http://127.0.0.1:${bridge.port}`;
+    // A sandboxed iframe or file: page anywhere sends Origin: null; a website sends its own origin.
+    const refused: Record<string, string>[] = [{}, { origin: 'null' }, { origin: own, 'sec-fetch-site': 'cross-site' }];
+    for (const headers of refused) expectError(await pagePair(headers), 403, 'UPB_PAIRING_FAILED');
+    for (const origin of ['https://evil.example', `http://127.0.0.1:${bridge.port + 1}`]) expectError(await pagePair({ origin }), 403, 'UPB_FORBIDDEN_ORIGIN');
+    const first = await pagePair({ origin: own, 'sec-fetch-site': 'same-origin' });
+    expect(first.status).toBe(200);
+    const token = (JSON.parse(first.body.toString()) as { token: string }).token;
+    expect((await request(bridge.port, '/v1/models', { token })).status).toBe(200);
+    // A second page (another browser profile) replaces the first page token instead of adding one.
+    const second = await pagePair({ origin: `http://localhost:${bridge.port}` });
+    expect(second.status).toBe(200);
+    expectError(await request(bridge.port, '/v1/models', { token }), 401, 'UPB_UNAUTHORIZED');
+    expect((await bridge.tokens.list()).filter((t) => t.name === 'upbridge page')).toHaveLength(1);
+  });
+
+  it('a token name with control characters is refused (it is printed by `upbridge tokens list`)', async () => {
+    expectError(await pair(bridge.pairing.current(), { name: 'evil\u001b[2J' }), 400, 'UPB_INVALID_OPTION');
   });
 
   it('a malformed pairing body is 400 UPB_INVALID_OPTION', async () => {

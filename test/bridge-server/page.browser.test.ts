@@ -184,7 +184,7 @@ test('pairs itself, upscales a PNG with progress, and shows the result with a do
   expect(pageErrors).toEqual([]);
 });
 
-test('a stored token the server no longer knows: the page pairs again with the embedded code', async () => {
+test('a stored token the server no longer knows: the page pairs itself again', async () => {
   await context!.addInitScript(() => {
     if (!sessionStorage.getItem('seeded')) {
       localStorage.setItem('upbridge.token', 'upb_revoked-or-never-issued');
