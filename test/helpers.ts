@@ -1,4 +1,5 @@
 import { findModel } from '../core/catalogue';
+import { UpbridgeError } from '../core/errors';
 import { ModelStore } from '../core/node/model-store';
 import { ortRunner } from '../core/node/ort-session';
 import { Raster } from '../core/raster';
@@ -38,4 +39,15 @@ export function maxAbsDiff(a: Raster, b: Raster): number {
   let worst = 0;
   for (let i = 0; i < a.data.length; i++) worst = Math.max(worst, Math.abs(a.data[i] - b.data[i]));
   return worst;
+}
+
+/** Runs `fn` and returns the UpbridgeError it throws (failing the test if it throws nothing else). */
+export function thrown(fn: () => unknown): UpbridgeError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(UpbridgeError);
+    return e as UpbridgeError;
+  }
+  throw new Error('expected an UpbridgeError, nothing was thrown');
 }

@@ -140,7 +140,7 @@ export function addPngMetadata(png: Uint8Array, metadata: PngMetadata): Uint8Arr
   }
   if (metadata.exif && metadata.exif.length > 0) {
     const exif = resetExifOrientation(metadata.exif);
-    added.push(chunk('eXIf', hasExifHeader(exif) ? exif.subarray(6) : exif));
+    added.push(chunk('eXIf', tiffOf(exif)));
     replaced.add('eXIf');
   }
   if (added.length === 0) return png;

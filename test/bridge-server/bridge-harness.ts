@@ -3,6 +3,7 @@
  * (nodeEngine), a token store in a temporary folder, and small HTTP clients on node:http (fetch
  * cannot set Host, and streaming uploads need control over what is sent when).
  */
+import { crc32 } from '../../core/node/png-metadata';
 import { EventEmitter } from 'node:events';
 import { promises as fs } from 'node:fs';
 import * as http from 'node:http';
@@ -467,18 +468,3 @@ export function pngHeaderOnly(width: number, height: number): Buffer {
   return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', Buffer.alloc(0))]);
 }
 
-const CRC_TABLE = (() => {
-  const table = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    table[n] = c >>> 0;
-  }
-  return table;
-})();
-
-function crc32(bytes: Buffer): number {
-  let c = 0xffffffff;
-  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}

@@ -1,7 +1,7 @@
 import { crc32 } from '../../core/node/png-metadata';
 import { freePort } from '../../bridge-server/free-port';
 import { once } from 'node:events';
-import { existsSync, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -33,7 +33,6 @@ import { syntheticRaster } from '../helpers';
  * everything else must get one.
  */
 
-const ROOT = path.join(__dirname, '..', '..');
 const SEED = Number(process.env.UPBRIDGE_FUZZ_SEED ?? 0x5eed2024);
 const MODEL = 'realesr-general-x4v3';
 const CONCURRENCY = 6;

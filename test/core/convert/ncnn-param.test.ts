@@ -1,5 +1,5 @@
+import { thrown } from '../../helpers';
 import { arrayParam, floatParam, intParam, NcnnLayer, parseNcnnParam } from '../../../core/convert/ncnn-param';
-import { UpbridgeError } from '../../../core/errors';
 
 /** A small but realistic .param: counts, multi-blob layers, int/float/array values. */
 const PARAM = [
@@ -19,16 +19,6 @@ function layer(name: string): NcnnLayer {
   return found;
 }
 
-/** Runs `fn` and returns the UpbridgeError it throws (failing the test if it throws nothing else). */
-function thrown(fn: () => unknown): UpbridgeError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(UpbridgeError);
-    return e as UpbridgeError;
-  }
-  throw new Error('expected an UpbridgeError, nothing was thrown');
-}
 
 describe('parseNcnnParam', () => {
   test('reads the blob count and one layer per line after the header', () => {

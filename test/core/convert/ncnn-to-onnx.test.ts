@@ -1,7 +1,7 @@
+import { thrown } from '../../helpers';
 import * as ort from 'onnxruntime-node';
 import { halfToFloat, NcnnWeightReader } from '../../../core/convert/ncnn-bin';
 import { convertNcnnToOnnx } from '../../../core/convert/ncnn-to-onnx';
-import { UpbridgeError } from '../../../core/errors';
 
 /**
  * Tiny ncnn models built here (param text + a .bin written with DataView), converted, run with
@@ -226,15 +226,6 @@ function expectClose(actual: Tensor, expected: Tensor): void {
   expect(worst).toBeLessThanOrEqual(TOLERANCE);
 }
 
-function thrown(fn: () => unknown): UpbridgeError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(UpbridgeError);
-    return e as UpbridgeError;
-  }
-  throw new Error('expected an UpbridgeError, nothing was thrown');
-}
 
 // ---- tests ----
 
