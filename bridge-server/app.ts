@@ -61,6 +61,7 @@ export async function buildBridge(options: BridgeOptions, deps: BridgeDeps): Pro
   const queue = new InProcessQueue<BridgeJobInput>(jobExecutor(deps.engine), {
     capacity: options.queueCapacity ?? 16,
     resultTtlMs: options.resultTtlMs ?? 10 * 60 * 1000,
+    resultBudgetBytes: options.resultBudgetBytes ?? 4 * 1024 ** 3,
     // The input's pixels are not needed once the job has run; its metadata is (to encode results).
     releaseInput: (input) => {
       input.raster = { width: 0, height: 0, channels: input.raster.channels, depth: input.raster.depth, data: new Uint8Array(0) };
@@ -108,7 +109,7 @@ export async function buildBridge(options: BridgeOptions, deps: BridgeDeps): Pro
 
   await app.register(infoRoutes, { engine: deps.engine, queue });
   await app.register(pairRoutes, { pairing: deps.pairing, tokens: deps.tokens, port: options.port, perMinute: options.pairingRateLimitPerMinute ?? 10 });
-  await app.register(jobRoutes, { queue, limits });
+  await app.register(jobRoutes, { queue, limits, maxEventStreams: options.maxEventStreams ?? 64 });
 
   app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
 

@@ -33,5 +33,9 @@ export interface BridgeOptions {
   limits?: Partial<BridgeLimits>;
   queueCapacity?: number;
   resultTtlMs?: number;
+  /** Bytes of finished results kept at most (default 4 GiB); the oldest expire first. */
+  resultBudgetBytes?: number;
+  /** Open event streams at most, over all jobs (default 64). */
+  maxEventStreams?: number;
   pairingRateLimitPerMinute?: number;
 }

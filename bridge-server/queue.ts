@@ -73,6 +73,8 @@ export interface QueueOptions<Input> {
   resultTtlMs: number;
   /** Drops what a finished job no longer needs from its input. */
   releaseInput?: (input: Input) => void;
+  /** Bytes of results kept at most; beyond it the oldest results expire early. */
+  resultBudgetBytes?: number;
 }
 
 /**
@@ -84,6 +86,9 @@ export class InProcessQueue<Input> implements JobQueue<Input> {
   private readonly waiting: Job<Input>[] = [];
   private running?: Job<Input>;
   private closed = false;
+  /** Jobs holding a result, oldest first, and their bytes. */
+  private readonly retained: Job<Input>[] = [];
+  private retainedBytes = 0;
   private readonly timers = new Set<NodeJS.Timeout>();
 
   constructor(
@@ -178,15 +183,29 @@ export class InProcessQueue<Input> implements JobQueue<Input> {
     if (state === 'done') job.emit({ type: 'done' });
     else if (state === 'failed') job.emit({ type: 'failed', error: job.error! });
     else job.emit({ type: 'cancelled' });
+    if (job.result) this.retain(job);
     // Keep the result for a while, then the record for a while longer, so a late poll still
     // learns what happened ("expired") instead of "not found".
     this.later(this.options.resultTtlMs, () => {
-      if (job.result) {
-        job.result = undefined;
-        job.resultExpired = true;
-      }
+      this.expire(job);
       this.later(this.options.resultTtlMs * 5, () => this.jobs.delete(job.id));
     });
+  }
+
+  private retain(job: Job<Input>): void {
+    this.retained.push(job);
+    this.retainedBytes += job.result!.data.byteLength;
+    const budget = this.options.resultBudgetBytes ?? Infinity;
+    // The newest result always stays: its client is about to download it.
+    while (this.retainedBytes > budget && this.retained.length > 1) this.expire(this.retained[0]);
+  }
+
+  private expire(job: Job<Input>): void {
+    if (!job.result) return;
+    this.retainedBytes -= job.result.data.byteLength;
+    this.retained.splice(this.retained.indexOf(job), 1);
+    job.result = undefined;
+    job.resultExpired = true;
   }
 
   private later(ms: number, fn: () => void): void {

@@ -102,8 +102,12 @@ export async function sendResult(reply: FastifyReply, job: BridgeJob, format: Tr
   return reply.header('content-type', `image/${format}`).send(bytes);
 }
 
-export async function jobRoutes(app: FastifyInstance, opts: { queue: InProcessQueue<BridgeJobInput>; limits: BridgeLimits }): Promise<void> {
+/** A comment line every so often, so a client (or proxy) that went away is noticed and freed. */
+const HEARTBEAT_MS = 15_000;
+
+export async function jobRoutes(app: FastifyInstance, opts: { queue: InProcessQueue<BridgeJobInput>; limits: BridgeLimits; maxEventStreams: number }): Promise<void> {
   const { queue, limits } = opts;
+  let openStreams = 0;
   const getJob = (id: string): BridgeJob => {
     const job = queue.get(id);
     if (!job) throw new UpbridgeError('UPB_JOB_NOT_FOUND', `no job ${JSON.stringify(id)} (finished jobs are forgotten after a while)`);
@@ -174,6 +178,9 @@ export async function jobRoutes(app: FastifyInstance, opts: { queue: InProcessQu
 
   app.get('/v1/jobs/:id/events', { schema: { summary: 'Server-sent events: queued, running, progress (per tile), done | failed | cancelled', params: IdParams } }, async (request, reply) => {
     const job = getJob((request.params as { id: string }).id);
+    if (!job.finished && openStreams >= opts.maxEventStreams) {
+      throw new UpbridgeError('UPB_RATE_LIMITED', `too many open event streams (${opts.maxEventStreams}); poll GET /v1/jobs/${job.id} instead`);
+    }
     reply.hijack();
     reply.raw.writeHead(200, { ...(reply.getHeaders() as Record<string, string>), 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
     const send = (event: JobEvent) => reply.raw.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
@@ -198,8 +205,14 @@ export async function jobRoutes(app: FastifyInstance, opts: { queue: InProcessQu
       reply.raw.end();
       return;
     }
+    openStreams++;
+    const heartbeat = setInterval(() => reply.raw.write(':\n\n'), HEARTBEAT_MS);
     job.events.on('event', onEvent);
-    reply.raw.once('close', () => job.events.off('event', onEvent));
+    reply.raw.once('close', () => {
+      openStreams--;
+      clearInterval(heartbeat);
+      job.events.off('event', onEvent);
+    });
   });
 }
 

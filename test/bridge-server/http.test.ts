@@ -467,6 +467,50 @@ describe('queue capacity and result retention', () => {
     }
   });
 
+  it('results beyond resultBudgetBytes expire oldest first; the newest always stays', async () => {
+    // A 16×16 RGB job at 4x gives 64×64×3 = 12,288 bytes; a budget of 30,000 holds two.
+    const bridge = await startBridge({ resultBudgetBytes: 30_000 });
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        const id = await submitRaw(bridge, syntheticRaster(16, 16, 3, 8, i + 1));
+        expect((await waitDone(bridge, id)).state).toBe('done');
+        ids.push(id);
+      }
+      const states = await Promise.all(ids.map(async (id) => (await request(bridge.port, `/v1/jobs/${id}`, { token: bridge.token })).json().result));
+      expect(states.map((r: { available: boolean; expired: boolean }) => [r.available, r.expired])).toEqual([
+        [false, true],
+        [false, true],
+        [true, false],
+        [true, false],
+      ]);
+      expectError(await request(bridge.port, `/v1/jobs/${ids[0]}/result`, { token: bridge.token }), 410, 'UPB_RESULT_EXPIRED');
+    } finally {
+      await bridge.close();
+    }
+  });
+
+  it('open event streams are capped (429 UPB_RATE_LIMITED); closing one frees its place', async () => {
+    const engine = new GatedEngine();
+    const bridge = await startBridge({ engine, maxEventStreams: 2 });
+    try {
+      engine.close();
+      const id = await submitRaw(bridge, syntheticRaster(16, 16, 3, 8));
+      await engine.waitHeld(1);
+      const first = subscribe(bridge.port, id, bridge.token);
+      const second = subscribe(bridge.port, id, bridge.token);
+      expect([await first.status, await second.status]).toEqual([200, 200]);
+      expectError(await request(bridge.port, `/v1/jobs/${id}/events`, { token: bridge.token }), 429, 'UPB_RATE_LIMITED');
+      first.close();
+      await waitFor(async () => (await request(bridge.port, `/v1/jobs/${id}/events`, { token: bridge.token, signal: AbortSignal.timeout(500) }).catch(() => ({ status: 200 }))).status === 200 || undefined, 'a freed stream place');
+      engine.open();
+      expect((await second.ended).map((e) => e.type).pop()).toBe('done');
+    } finally {
+      engine.open();
+      await bridge.close();
+    }
+  });
+
   it('results expire after resultTtlMs: the status says expired and the result is 410 UPB_RESULT_EXPIRED', async () => {
     const bridge = await startBridge({ resultTtlMs: 400 });
     try {
