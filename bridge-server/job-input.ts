@@ -39,6 +39,11 @@ export function rawDescriptor(query: Record<string, unknown>, limits: BridgeLimi
   };
 }
 
+/** Bytes a raw body of this descriptor must have. */
+function rawByteLength(raw: RawDescriptor): number {
+  return raw.width * raw.height * raw.channels * (raw.depth / 8);
+}
+
 export function checkPixelLimits(width: number, height: number, scale: number, limits: BridgeLimits): void {
   if (width * height > limits.maxInputPixels) {
     throw new UpbridgeError('UPB_TOO_LARGE', `input is ${width}×${height} = ${width * height} pixels; at most ${limits.maxInputPixels} are allowed`);
@@ -64,7 +69,7 @@ export function precheckBody(request: FastifyRequest, scale: number, limits: Bri
   if (!isRaw(request)) return;
   const raw = rawDescriptor(request.query as Record<string, unknown>, limits);
   checkPixelLimits(raw.width, raw.height, scale, limits);
-  const expected = raw.width * raw.height * raw.channels * (raw.depth / 8);
+  const expected = rawByteLength(raw);
   const length = request.headers['content-length'];
   if (length !== undefined && Number(length) !== expected) {
     throw new UpbridgeError('UPB_INVALID_OPTION', `raw body must be width × height × channels × depth/8 = ${expected} bytes, Content-Length says ${length}`);
@@ -75,7 +80,7 @@ export async function decodeBody(request: FastifyRequest, body: Buffer, scale: n
   if (!Buffer.isBuffer(body) || body.length === 0) throw new UpbridgeError('UPB_INPUT_NOT_IMAGE', 'the request body is empty; send the image as the body');
   if (isRaw(request)) {
     const raw = rawDescriptor(request.query as Record<string, unknown>, limits);
-    const expected = raw.width * raw.height * raw.channels * (raw.depth / 8);
+    const expected = rawByteLength(raw);
     if (body.length !== expected) throw new UpbridgeError('UPB_INVALID_OPTION', `raw body must be ${expected} bytes (width × height × channels × depth/8), got ${body.length}`);
     // 16-bit samples are little-endian; a Uint16Array view needs 2-byte alignment, else copy once.
     const data =

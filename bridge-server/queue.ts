@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { cancelledError, isUpbridgeError, UpbridgeError } from '../core/errors';
+import { isUpbridgeError, throwIfCancelled, UpbridgeError } from '../core/errors';
 import { Raster } from '../core/raster';
 
 export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
@@ -41,7 +41,7 @@ export class Job<Input = unknown> {
   }
 
   get finished(): boolean {
-    return this.state === 'done' || this.state === 'failed' || this.state === 'cancelled';
+    return this.terminalEvent() !== undefined;
   }
 
   timings() {
@@ -52,6 +52,14 @@ export class Job<Input = unknown> {
 
   emit(event: JobEvent): void {
     this.events.emit('event', event);
+  }
+
+  /** The event that ended the job; undefined while it is still queued or running. */
+  terminalEvent(): JobEvent | undefined {
+    if (this.state === 'done') return { type: 'done' };
+    if (this.state === 'failed') return { type: 'failed', error: this.error! };
+    if (this.state === 'cancelled') return { type: 'cancelled' };
+    return undefined;
   }
 }
 
@@ -160,7 +168,7 @@ export class InProcessQueue<Input> implements JobQueue<Input> {
         job.progress = p;
         job.emit({ type: 'progress', progress: p });
       });
-      if (job.controller.signal.aborted) throw cancelledError();
+      throwIfCancelled(job.controller.signal);
       job.result = result;
       this.finish(job, 'done');
     } catch (e) {
@@ -180,9 +188,7 @@ export class InProcessQueue<Input> implements JobQueue<Input> {
     job.state = state;
     job.finishedAt = Date.now();
     this.options.releaseInput?.(job.input);
-    if (state === 'done') job.emit({ type: 'done' });
-    else if (state === 'failed') job.emit({ type: 'failed', error: job.error! });
-    else job.emit({ type: 'cancelled' });
+    job.emit(job.terminalEvent()!);
     if (job.result) this.retain(job);
     // Keep the result for a while, then the record for a while longer, so a late poll still
     // learns what happened ("expired") instead of "not found".

@@ -74,3 +74,8 @@ export function isUpbridgeError(e: unknown): e is UpbridgeError {
 export function cancelledError(): UpbridgeError {
   return new UpbridgeError('UPB_CANCELLED', 'upscale cancelled');
 }
+
+/** Every step that can be cancelled checks with this, so a cancel reads the same everywhere. */
+export function throwIfCancelled(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw cancelledError();
+}

@@ -1,6 +1,6 @@
 import { fillTransparentColour } from './alpha';
 import { axisWeights } from './blend';
-import { cancelledError, isUpbridgeError, UpbridgeError } from './errors';
+import { isUpbridgeError, throwIfCancelled, UpbridgeError } from './errors';
 import { convertDepth, createRaster, extractChannel, fillChannel, hasAlpha, insertChannel, maxValue, Raster } from './raster';
 import { InferenceRunner, isOutOfMemory, TileTensor } from './session';
 import { mirrorIndex, planAxis, tileCount } from './tiler';
@@ -78,9 +78,7 @@ function uniformChannel(raster: Raster, channel: number): number | undefined {
  * then resample to the exact requested size with Lanczos (as Real-ESRGAN's `outscale` does).
  */
 export async function upscaleRaster(input: Raster, runner: InferenceRunner, modelScale: number, resampler: Resampler, options: UpscaleOptions): Promise<UpscaleResult> {
-  const checkCancelled = () => {
-    if (options.signal?.aborted) throw cancelledError();
-  };
+  const checkCancelled = () => throwIfCancelled(options.signal);
   const passes = passCount(options.scale, modelScale);
   const final = outputSize(input.width, input.height, options.scale);
   const passScale = modelScale ** passes;
@@ -169,9 +167,6 @@ const MIN_SPLIT_PX = 16;
 
 async function runPass(source: Raster, sourceChannels: number[], target: Raster, targetChannels: number[], runner: InferenceRunner, scale: number, options: UpscaleOptions, tick: () => void): Promise<void> {
   const { tile, overlap, signal } = options;
-  // Context between tiles is `overlap`; at the image border always BORDER_PAD_PX of mirrored
-  // padding, whatever the overlap or tiling.
-  const borderPad = BORDER_PAD_PX;
   const xPlan = planAxis(source.width, tile, overlap, scale);
   const yPlan = planAxis(source.height, tile, overlap, scale);
   const cols = xPlan.boundaries.length - 1;
@@ -180,9 +175,7 @@ async function runPass(source: Raster, sourceChannels: number[], target: Raster,
   const xWeights = Array.from({ length: cols }, (_, i) => axisWeights(xPlan, i, scale));
   const yWeights = Array.from({ length: rows }, (_, j) => axisWeights(yPlan, j, scale));
 
-  const checkCancelled = () => {
-    if (signal?.aborted) throw cancelledError();
-  };
+  const checkCancelled = () => throwIfCancelled(signal);
 
   // Each half keeps the window's outer edges and reads up to `overlap` pixels of context across
   // the cut (within the window), so a side is split only while that makes its windows shorter.
@@ -271,12 +264,13 @@ async function runPass(source: Raster, sourceChannels: number[], target: Raster,
       const x1 = xPlan.boundaries[col + 1];
       const y0 = yPlan.boundaries[row];
       const y1 = yPlan.boundaries[row + 1];
-      // Windows never reach past the border padding, even where `overlap` would: every run then
-      // sees the same mirrored border, whatever its tiling.
-      const left = x0 === 0 ? -borderPad : Math.max(x0 - overlap, -borderPad);
-      const top = y0 === 0 ? -borderPad : Math.max(y0 - overlap, -borderPad);
-      const right = x1 === source.width ? source.width + borderPad : Math.min(x1 + overlap, source.width + borderPad);
-      const bottom = y1 === source.height ? source.height + borderPad : Math.min(y1 + overlap, source.height + borderPad);
+      // Context between tiles is `overlap`; at the image border always BORDER_PAD_PX of mirrored
+      // padding, and windows never reach past it: every run sees the same border, whatever its
+      // overlap or tiling.
+      const left = x0 === 0 ? -BORDER_PAD_PX : Math.max(x0 - overlap, -BORDER_PAD_PX);
+      const top = y0 === 0 ? -BORDER_PAD_PX : Math.max(y0 - overlap, -BORDER_PAD_PX);
+      const right = x1 === source.width ? source.width + BORDER_PAD_PX : Math.min(x1 + overlap, source.width + BORDER_PAD_PX);
+      const bottom = y1 === source.height ? source.height + BORDER_PAD_PX : Math.min(y1 + overlap, source.height + BORDER_PAD_PX);
       const out = await inferWindow(left, top, right - left, bottom - top);
       const winX0 = left * scale;
       const winY0 = top * scale;

@@ -79,8 +79,6 @@ function status(job: BridgeJob) {
   };
 }
 
-const TERMINAL = new Set(['done', 'failed', 'cancelled']);
-
 export async function sendResult(reply: FastifyReply, job: BridgeJob, format: TransferFormat): Promise<FastifyReply> {
   const raster = job.result;
   if (!raster) {
@@ -190,7 +188,7 @@ export async function jobRoutes(app: FastifyInstance, opts: { queue: InProcessQu
     };
     const onEvent = (event: JobEvent) => {
       send(event);
-      if (TERMINAL.has(event.type)) stop();
+      if (job.finished) stop();
     };
     // Replay where the job stands, so a late subscriber still sees a complete story.
     if (job.state === 'queued') send({ type: 'queued', position: 0 });
@@ -198,10 +196,9 @@ export async function jobRoutes(app: FastifyInstance, opts: { queue: InProcessQu
       send({ type: 'running' });
       if (job.progress.total > 0) send({ type: 'progress', progress: job.progress });
     }
-    if (job.finished) {
-      if (job.state === 'done') send({ type: 'done' });
-      else if (job.state === 'failed') send({ type: 'failed', error: job.error! });
-      else send({ type: 'cancelled' });
+    const ended = job.terminalEvent();
+    if (ended) {
+      send(ended);
       reply.raw.end();
       return;
     }
@@ -219,8 +216,8 @@ export async function jobRoutes(app: FastifyInstance, opts: { queue: InProcessQu
 function finished(job: BridgeJob): Promise<void> {
   if (job.finished) return Promise.resolve();
   return new Promise((resolve) => {
-    const onEvent = (e: JobEvent) => {
-      if (TERMINAL.has(e.type)) {
+    const onEvent = () => {
+      if (job.finished) {
         job.events.off('event', onEvent);
         resolve();
       }

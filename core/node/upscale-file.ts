@@ -1,6 +1,6 @@
 import { catalogue, findModel } from '../catalogue';
 import { upscaleRaster, UpscaleOptions, validateUpscaleOptions } from '../upscale';
-import { cancelledError } from '../errors';
+import { throwIfCancelled } from '../errors';
 import { outputSize } from '../upscale';
 import { checkFormatFits, checkWritable, formatFromPath, readImage, sharpResampler, writeImage } from './image-io';
 import { InstallStep, ModelStore } from './model-store';
@@ -42,9 +42,7 @@ export async function upscaleFile(request: UpscaleFileRequest): Promise<UpscaleF
   const decoded = await readImage(request.input);
   const size = outputSize(decoded.raster.width, decoded.raster.height, options.scale);
   checkFormatFits(format, size.width, size.height);
-  const checkCancelled = () => {
-    if (request.signal?.aborted) throw cancelledError();
-  };
+  const checkCancelled = () => throwIfCancelled(request.signal);
 
   const store = request.store ?? new ModelStore();
   const installed = await store.ensureOne(entry.id, request.onInstallStep);
