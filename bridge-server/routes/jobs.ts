@@ -1,4 +1,4 @@
-import { FastifyInstance, FastifyReply } from 'fastify';
+import { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { catalogue, findModel, ModelEntry } from '../../core/catalogue';
 import { UpbridgeError } from '../../core/errors';
@@ -112,6 +112,9 @@ export async function jobRoutes(app: FastifyInstance, opts: { queue: InProcessQu
     return job;
   };
 
+  // What preParsing validated from the query, for the handler (validated once per request).
+  const validated = new WeakMap<FastifyRequest, Pick<BridgeJobInput, 'model' | 'options'>>();
+
   for (const type of [RAW_CONTENT_TYPE, ...IMAGE_CONTENT_TYPES]) {
     app.addContentTypeParser(type, { parseAs: 'buffer', bodyLimit: limits.maxBodyBytes }, (_req, body, done) => done(null, body));
   }
@@ -129,15 +132,16 @@ export async function jobRoutes(app: FastifyInstance, opts: { queue: InProcessQu
         // A full queue answers 429 before the body is read, not after buffering and decoding it.
         queue.checkRoom();
         const q = request.query as Record<string, unknown>;
-        const entry = findModel(String(q.model ?? catalogue.defaultModel));
-        precheckBody(request, validateUpscaleOptions(q, entry).scale, limits);
+        const model = findModel(String(q.model ?? catalogue.defaultModel));
+        const options = validateUpscaleOptions(q, model);
+        precheckBody(request, options.scale, limits);
+        validated.set(request, { model, options });
         return payload;
       },
     },
     async (request, reply) => {
       const q = request.query as Record<string, string | undefined>;
-      const model = findModel(q.model ?? catalogue.defaultModel);
-      const options = validateUpscaleOptions(q, model);
+      const { model, options } = validated.get(request)!;
       const wait = q.wait === 'true' || q.wait === '1';
       const resultFormat = q.format === undefined ? undefined : oneOf('format', q.format, RESULT_FORMATS);
       const decoded = await decodeBody(request, request.body as Buffer, options.scale, limits);
