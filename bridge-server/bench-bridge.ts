@@ -11,9 +11,18 @@ import { Pairing, TokenStore } from './tokens';
 function request(port: number, token: string, method: string, url: string, body?: Buffer): Promise<{ status: number; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, method, path: url, headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/octet-stream', 'content-length': body.length } : {}) } }, (res) => {
+      // Read into one buffer of the announced size: a plugin gets the pixels the same way, and
+      // collecting thousands of chunks then concatenating them would be the client's cost, not the bridge's.
+      const length = Number(res.headers['content-length']);
+      const body = Number.isFinite(length) ? Buffer.allocUnsafe(length) : Buffer.alloc(0);
       const chunks: Buffer[] = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+      let offset = 0;
+      res.on('data', (c: Buffer) => {
+        if (offset + c.length <= body.length) c.copy(body, offset);
+        else chunks.push(c);
+        offset += c.length;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: chunks.length === 0 ? body.subarray(0, offset) : Buffer.concat([body, ...chunks]) }));
     });
     req.on('error', reject);
     req.end(body);
