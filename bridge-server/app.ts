@@ -107,7 +107,7 @@ export async function buildBridge(options: BridgeOptions, deps: BridgeDeps): Pro
   await registerSecurity(app, { port: options.port, allowRemote: options.allowRemote ?? false, extraOrigins: options.extraOrigins ?? [], tokens: deps.tokens });
   await app.register(rateLimit, { global: false });
 
-  await app.register(infoRoutes, { engine: deps.engine, queue });
+  await app.register(infoRoutes, { engine: deps.engine, queue, limits });
   await app.register(pairRoutes, { pairing: deps.pairing, tokens: deps.tokens, port: options.port, perMinute: options.pairingRateLimitPerMinute ?? 10 });
   await app.register(jobRoutes, { queue, limits, maxEventStreams: options.maxEventStreams ?? 64 });
 

@@ -1,7 +1,7 @@
 import { FastifyRequest } from 'fastify';
 import { UpbridgeError } from '../core/errors';
 import { BitDepth, ChannelCount, Raster } from '../core/raster';
-import { outputSize } from '../core/upscale';
+import { fitsLimits, largestFittingScale, outputSize } from '../core/scale';
 import { integerInRange, oneOf } from '../core/validate';
 import { decodeImage, ImageMetadata, OUTPUT_FORMATS, OutputFormat } from '../core/node/image-io';
 import { BridgeLimits } from './config';
@@ -48,11 +48,13 @@ export function checkPixelLimits(width: number, height: number, scale: number, l
   if (width * height > limits.maxInputPixels) {
     throw new UpbridgeError('UPB_TOO_LARGE', `input is ${width}×${height} = ${width * height} pixels; at most ${limits.maxInputPixels} are allowed`);
   }
-  const out = outputSize(width, height, scale);
-  if (out.width > limits.maxOutputSide || out.height > limits.maxOutputSide || out.width * out.height > limits.maxOutputPixels) {
+  if (!fitsLimits(width, height, scale, limits)) {
+    const out = outputSize(width, height, scale);
+    const best = largestFittingScale(width, height, limits);
     throw new UpbridgeError(
       'UPB_TOO_LARGE',
-      `output would be ${out.width}×${out.height}; at most ${limits.maxOutputSide} px a side and ${limits.maxOutputPixels} pixels are allowed (lower the scale)`,
+      `output would be ${out.width}×${out.height}; at most ${limits.maxOutputSide} px a side and ${limits.maxOutputPixels} pixels are allowed (${best === undefined ? 'the input is too large' : `largest scale that fits: ${best}`})`,
+      best === undefined ? undefined : { largestScale: best },
     );
   }
 }

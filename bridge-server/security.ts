@@ -29,6 +29,17 @@ export function loopbackOrigins(port: number): string[] {
   return LOOPBACK_NAMES.map((h) => `http://${h}:${port}`);
 }
 
+/**
+ * Photoshop's UXP runtime sends an Origin of its own scheme (`uxp://<plugin id>` or
+ * `uxp-internal://…`, per peers' servers; Adobe does not document it). No browser can send such
+ * an Origin, so allowing the scheme opens nothing to web pages; the token remains the lock.
+ */
+const UXP_ORIGIN = /^uxp(-internal)?:\/\/[\w.-]*$/i;
+
+export function isAllowedOrigin(origin: string, allowed: ReadonlySet<string>): boolean {
+  return allowed.has(origin) || UXP_ORIGIN.test(origin);
+}
+
 export async function registerSecurity(app: FastifyInstance, opts: { port: number; allowRemote: boolean; extraOrigins: string[]; tokens: TokenStore }): Promise<void> {
   const hosts = new Set(LOOPBACK_NAMES.map((h) => `${h}:${opts.port}`));
   const origins = new Set(['null', ...loopbackOrigins(opts.port), ...opts.extraOrigins]);
@@ -38,13 +49,13 @@ export async function registerSecurity(app: FastifyInstance, opts: { port: numbe
       throw new UpbridgeError('UPB_FORBIDDEN_HOST', `Host ${JSON.stringify(request.headers.host ?? '')} is not this server; use http://127.0.0.1:${opts.port}`);
     }
     const origin = request.headers.origin;
-    if (origin !== undefined && !origins.has(origin)) {
+    if (origin !== undefined && !isAllowedOrigin(origin, origins)) {
       throw new UpbridgeError('UPB_FORBIDDEN_ORIGIN', `requests from ${JSON.stringify(origin)} are not allowed`);
     }
   });
 
   await app.register(cors, {
-    origin: (origin, cb) => cb(null, origin === undefined || origins.has(origin)),
+    origin: (origin, cb) => cb(null, origin === undefined || isAllowedOrigin(origin, origins)),
     methods: ['GET', 'POST', 'DELETE'],
     allowedHeaders: ['Authorization', 'Content-Type'],
     exposedHeaders: EXPOSED_HEADERS,

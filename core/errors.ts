@@ -28,6 +28,10 @@ export type ErrorCode =
   | 'UPB_RESULT_EXPIRED'
   | 'UPB_RATE_LIMITED'
   | 'UPB_NOT_FOUND' // no such route
+  // Plugins (raised client-side; never sent by the bridge)
+  | 'UPB_BRIDGE_UNREACHABLE' // nothing answers on the bridge's address: it is not running
+  | 'UPB_NOTHING_TO_UPSCALE' // no document, an empty selection, no image in the selection
+  | 'UPB_UNSUPPORTED_DOCUMENT' // a colour mode or bit depth the models cannot take (CMYK, Lab, 32-bit)
   | 'UPB_INTERNAL'; // a bug: anything not anticipated
 
 /** Which errors are the caller's fault (HTTP 4xx, CLI exit 2) rather than ours. */
@@ -49,6 +53,8 @@ const USER_ERRORS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'UPB_RESULT_EXPIRED',
   'UPB_RATE_LIMITED',
   'UPB_NOT_FOUND',
+  'UPB_NOTHING_TO_UPSCALE',
+  'UPB_UNSUPPORTED_DOCUMENT',
 ]);
 
 export class UpbridgeError extends Error {

@@ -4,13 +4,16 @@ import { isUpbridgeError, throwIfCancelled, UpbridgeError } from './errors';
 import { convertDepth, createRaster, extractChannel, fillChannel, hasAlpha, insertChannel, maxValue, Raster } from './raster';
 import { InferenceRunner, isOutOfMemory, TileTensor } from './session';
 import { mirrorIndex, planAxis, tileCount } from './tiler';
+import { outputSize, SCALE_LIMITS } from './scale';
 import { integerInRange, numberInRange, oneOf } from './validate';
+
+export { outputSize };
 
 export const ALPHA_MODES = ['model', 'lanczos'] as const;
 export type AlphaMode = (typeof ALPHA_MODES)[number];
 
 export const LIMITS = {
-  scale: { min: 1, max: 16 },
+  scale: SCALE_LIMITS,
   tile: { min: 16, max: 4096 },
   overlap: { min: 0, max: 256 },
 } as const;
@@ -61,9 +64,6 @@ export function passCount(scale: number, modelScale: number): number {
   return passes;
 }
 
-export function outputSize(width: number, height: number, scale: number): { width: number; height: number } {
-  return { width: Math.max(1, Math.round(width * scale)), height: Math.max(1, Math.round(height * scale)) };
-}
 
 /** The value of a channel if every pixel has the same one (an opaque PNG's alpha), else undefined. */
 function uniformChannel(raster: Raster, channel: number): number | undefined {

@@ -32,3 +32,9 @@ mkdirSync('dist/page', { recursive: true });
 for (const file of ['index.html', 'page.css']) {
   if (existsSync(`bridge-server/page/${file}`)) copyFileSync(`bridge-server/page/${file}`, `dist/page/${file}`);
 }
+
+// The plugins: each has its own build script (bundle, copy static files, package).
+for (const plugin of ['photoshop', 'figma']) {
+  const script = new URL(`./build-${plugin}.mjs`, import.meta.url);
+  if (existsSync(script)) await (await import(script.href)).buildPlugin();
+}

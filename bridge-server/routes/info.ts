@@ -1,13 +1,13 @@
 import { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { catalogue } from '../../core/catalogue';
-import { Engine } from '../config';
+import { BridgeLimits, Engine } from '../config';
 
 declare const UPBRIDGE_VERSION: string | undefined;
 /** Injected by the esbuild bundle; tests run from source. */
 export const VERSION = typeof UPBRIDGE_VERSION === 'string' ? UPBRIDGE_VERSION : 'dev';
 
-export async function infoRoutes(app: FastifyInstance, opts: { engine: Engine; queue: { readonly length: number } }): Promise<void> {
+export async function infoRoutes(app: FastifyInstance, opts: { engine: Engine; queue: { readonly length: number }; limits: BridgeLimits }): Promise<void> {
   app.get(
     '/v1/health',
     {
@@ -21,11 +21,15 @@ export async function infoRoutes(app: FastifyInstance, opts: { engine: Engine; q
             providers: Type.Array(Type.String()),
             modelsReady: Type.Array(Type.String()),
             queue: Type.Object({ length: Type.Number() }),
+            limits: Type.Object(
+              { maxBodyBytes: Type.Number(), maxInputPixels: Type.Number(), maxOutputSide: Type.Number(), maxOutputPixels: Type.Number() },
+              { description: 'what a job may be; plugins offer only scales that fit' },
+            ),
           }),
         },
       },
     },
-    async () => ({ ok: true, version: VERSION, providers: opts.engine.providers(), modelsReady: await opts.engine.readyModels(), queue: { length: opts.queue.length } }),
+    async () => ({ ok: true, version: VERSION, providers: opts.engine.providers(), modelsReady: await opts.engine.readyModels(), queue: { length: opts.queue.length }, limits: opts.limits }),
   );
 
   app.get(
