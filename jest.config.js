@@ -18,6 +18,12 @@ module.exports = {
     '^.+/node_modules/typebox/.+\\.mjs$': ['@swc/jest', { module: { type: 'commonjs' } }],
   },
   transformIgnorePatterns: ['/node_modules/(?!typebox/)'],
+  // Photoshop's modules exist only inside Photoshop: the plugin's real code runs against a
+  // simulated host that follows @types/photoshop.
+  moduleNameMapper: {
+    '^photoshop$': '<rootDir>/test/plugins/photoshop/sim/photoshop.ts',
+    '^uxp$': '<rootDir>/test/plugins/photoshop/sim/uxp.ts',
+  },
   globalSetup: '<rootDir>/test/global-setup.ts',
   // Inference tests are CPU-bound and ONNX Runtime already uses both cores.
   maxWorkers: 2,
