@@ -123,7 +123,7 @@ describe('limits and malformed requests', () => {
     it('output over maxOutputSide is 413 (raw before reading, PNG after its header)', async () => {
       // 300 × 200 at 16x = 4800 × 3200: a side over 4096.
       const raw = await streamUpload(bridge.port, jobsPath({ model: FAST_MODEL, scale: 16, width: 300, height: 200 }), { headers: RAW, total: 300 * 200 * 4, token: bridge.token });
-      expect(expectError(raw.response!, 413, 'UPB_TOO_LARGE').message).toMatch(/output would be 4800×3200; at most 4096 px a side/);
+      expect(expectError(raw.response!, 413, 'UPB_TOO_LARGE').message).toMatch(/output would be 4800×3200; at most 4096 px a side.*largest scale that fits: 11\.8\)/);
       const png = await sharp({ create: { width: 300, height: 200, channels: 3, background: '#808080' } }).png().toBuffer();
       const res = await request(bridge.port, jobsPath({ model: FAST_MODEL, scale: 16 }), { method: 'POST', headers: PNG, body: png, token: bridge.token });
       expect(expectError(res, 413, 'UPB_TOO_LARGE').message).toMatch(/output would be 4800×3200/);
@@ -132,7 +132,8 @@ describe('limits and malformed requests', () => {
     it('output over maxOutputPixels (each side allowed) is 413', async () => {
       // 800 × 800 at 4x = 3200 × 3200 = 10.24 Mpx > 8 Mpx, both sides under 4096.
       const raw = await streamUpload(bridge.port, jobsPath({ model: FAST_MODEL, scale: 4, width: 800, height: 800 }), { headers: RAW, total: 800 * 800 * 4, token: bridge.token });
-      expect(expectError(raw.response!, 413, 'UPB_TOO_LARGE').message).toMatch(/output would be 3200×3200/);
+      // The largest fitting tenth: 3.6 (2880² = 8.29 Mpx); 3.7 gives 2960² = 8.76 Mpx.
+      expect(expectError(raw.response!, 413, 'UPB_TOO_LARGE').message).toMatch(/output would be 3200×3200.*largest scale that fits: 3\.6\)/);
     });
 
     it('a raw side over maxOutputSide is refused as an option out of range', async () => {

@@ -158,7 +158,7 @@ describe('Origin check and CORS', () => {
   afterAll(() => bridge.close());
 
   it('a foreign Origin is 403 UPB_FORBIDDEN_ORIGIN, even on /v1/health and with a valid token', async () => {
-    for (const origin of ['https://evil.example', `http://127.0.0.1:${bridge.port + 1}`, `https://127.0.0.1:${bridge.port}`, 'http://127.0.0.1', 'NULL', '']) {
+    for (const origin of ['https://evil.example', `http://127.0.0.1:${bridge.port + 1}`, `https://127.0.0.1:${bridge.port}`, 'http://127.0.0.1', 'NULL', '', 'uxp://evil.example/path', 'uxpx://plugin']) {
       for (const [url, token] of [
         ['/v1/health', undefined],
         ['/v1/models', bridge.token],
@@ -188,6 +188,14 @@ describe('Origin check and CORS', () => {
       expect([origin, passedChecks(res), res.headers['access-control-allow-origin']]).toEqual([origin, true, origin]);
       expect(res.headers['access-control-expose-headers']?.toLowerCase()).toContain('x-upbridge-width');
       expect(res.headers['access-control-expose-headers']?.toLowerCase()).toContain('retry-after');
+    }
+  });
+
+  it("Photoshop's UXP origins (uxp://<plugin id>, uxp-internal://) are allowed, and still need the token", async () => {
+    for (const origin of ['uxp://com.upbridge.photoshop', 'uxp-internal://', 'uxp://uxp-internal']) {
+      const res = await request(bridge.port, PROTECTED, { headers: { origin }, token: bridge.token });
+      expect([origin, passedChecks(res), res.headers['access-control-allow-origin']]).toEqual([origin, true, origin]);
+      expectError(await request(bridge.port, PROTECTED, { headers: { origin } }), 401, 'UPB_UNAUTHORIZED');
     }
   });
 

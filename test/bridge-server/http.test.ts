@@ -538,10 +538,17 @@ describe('info routes', () => {
   });
   afterAll(() => bridge.close());
 
-  it('GET /v1/health reports ok, version, providers, ready models and queue length', async () => {
+  it('GET /v1/health reports ok, version, providers, ready models, queue length and the job limits', async () => {
     const res = await request(bridge.port, '/v1/health');
     expect(res.status).toBe(200);
-    expect(res.json()).toEqual({ ok: true, version: expect.any(String), providers: expect.arrayContaining(['cpu']), modelsReady: expect.arrayContaining([FAST_MODEL]), queue: { length: 0 } });
+    expect(res.json()).toEqual({
+      ok: true,
+      version: expect.any(String),
+      providers: expect.arrayContaining(['cpu']),
+      modelsReady: expect.arrayContaining([FAST_MODEL]),
+      queue: { length: 0 },
+      limits: bridge.limits,
+    });
   });
 
   it('GET /v1/models lists the catalogue with the default and readiness', async () => {
