@@ -75,6 +75,15 @@ export interface BridgeClientOptions {
 
 type Body = Uint8Array | Uint16Array;
 
+export interface EncodedResult {
+  bytes: Uint8Array;
+  width: number;
+  height: number;
+  /** Only for format 'raw': how the pixels in `bytes` are laid out (16-bit samples little-endian). */
+  channels?: ChannelCount;
+  depth?: BitDepth;
+}
+
 export class BridgeClient {
   readonly baseUrl: string;
   token: string | undefined;
@@ -138,14 +147,24 @@ export class BridgeClient {
     return { width, height, channels: raster.channels as ChannelCount, depth: raster.depth as BitDepth, data };
   }
 
-  /** An encoded image (PNG, JPEG, …) in, an encoded image out (PNG unless `format` says otherwise). */
-  async upscaleEncoded(bytes: Uint8Array, contentType: string, settings: JobSettings, hooks: RunHooks = {}, format = 'png'): Promise<{ bytes: Uint8Array; width: number; height: number }> {
-    const { bytes: out, status } = await this.run(bytes, contentType, settingsQuery(settings), format, hooks);
-    return { bytes: new Uint8Array(out), width: status.result.width!, height: status.result.height! };
+  /**
+   * An encoded image (PNG, JPEG, …) in, an encoded image out (PNG unless `format` says otherwise).
+   * With `format` 'raw' the pixels come back as decoded by the bridge; `channels` and `depth` (from
+   * the X-Upbridge-* headers) then say how to read them, since only the bridge knows what the
+   * encoded input decoded to.
+   */
+  async upscaleEncoded(bytes: Uint8Array, contentType: string, settings: JobSettings, hooks: RunHooks = {}, format = 'png'): Promise<EncodedResult> {
+    const { bytes: out, status, headers } = await this.run(bytes, contentType, settingsQuery(settings), format, hooks);
+    const result: EncodedResult = { bytes: new Uint8Array(out), width: status.result.width!, height: status.result.height! };
+    if (format === 'raw') {
+      result.channels = Number(headers.get('x-upbridge-channels')) as ChannelCount;
+      result.depth = Number(headers.get('x-upbridge-depth')) as BitDepth;
+    }
+    return result;
   }
 
   /** Submit, poll until finished, fetch the result; an abort cancels the job on the bridge too. */
-  private async run(body: Body, contentType: string, query: Record<string, string>, format: string, hooks: RunHooks): Promise<{ bytes: ArrayBuffer; status: JobStatus }> {
+  private async run(body: Body, contentType: string, query: Record<string, string>, format: string, hooks: RunHooks): Promise<{ bytes: ArrayBuffer; status: JobStatus; headers: Headers }> {
     const { signal } = hooks;
     throwIfCancelled(signal);
     const search = new URLSearchParams(query).toString();
@@ -168,7 +187,7 @@ export class BridgeClient {
       if (status.state === 'failed') throw new UpbridgeError((status.error?.code ?? 'UPB_INTERNAL') as ErrorCode, status.error?.message ?? 'the job failed');
       hooks.onProgress?.({ ...status.progress, state: status.state });
       const response = await this.request('GET', `/v1/jobs/${encodeURIComponent(id)}/result?format=${encodeURIComponent(format)}`, { signal });
-      return { bytes: await response.arrayBuffer(), status };
+      return { bytes: await response.arrayBuffer(), status, headers: response.headers };
     } finally {
       signal?.removeEventListener('abort', cancelOnBridge);
     }
