@@ -1,0 +1,83 @@
+/**
+ * The messages between the plugin's main thread (document access, no network) and its UI iframe
+ * (network, no document). Figma carries them with the structured-clone rules of postMessage, which
+ * keep Uint8Array intact, so image bytes travel as they are: no base64 anywhere.
+ */
+import type { OutputLimits } from '../../../../core/scale';
+
+/** Figma's own ceiling for an image: PNG, JPEG or GIF, at most 4096 px a side. */
+export const FIGMA_MAX_IMAGE_SIDE = 4096;
+
+export type Action = 'fills' | 'frames';
+
+export interface RunRequest {
+  action: Action;
+  scale: number;
+  model?: string;
+  /** Fills only: look inside the selected layers too. */
+  includeChildren: boolean;
+  /** What the bridge accepts (from GET /v1/health), so the plan never asks for more. */
+  limits: OutputLimits & { maxInputPixels: number };
+}
+
+export interface SelectionSummary {
+  /** Selected layers. */
+  layers: number;
+  /** Image paints in the selected layers and their children. */
+  imageFills: number;
+}
+
+/** One upscale for the UI to run on the bridge. */
+export interface UpscaleJob {
+  id: number;
+  /** 1-based position in this run, for "image 2 of 3". */
+  index: number;
+  count: number;
+  label: string;
+  bytes: Uint8Array;
+  contentType: string;
+  scale: number;
+  model?: string;
+  /**
+   * `image`: one encoded image comes back. `tiles`: the result is larger than Figma takes, so it
+   * comes back cut into PNG tiles of at most `maxSide` px.
+   */
+  output: { kind: 'image'; format: 'png' | 'jpeg' } | { kind: 'tiles'; maxSide: number };
+}
+
+/** A piece of a job's result, placed at (x, y) in the result's pixel grid. */
+export interface ImagePiece {
+  bytes: Uint8Array;
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+export interface ErrorInfo {
+  code: string;
+  message: string;
+}
+
+export interface RunOutcome {
+  summary: string;
+  /** Things the designer should know: clamped scales, skipped GIFs. */
+  notes: string[];
+}
+
+export type MainToUi =
+  | { type: 'init'; token: string | null; bridgeUrl: string; selection: SelectionSummary }
+  | { type: 'selection'; selection: SelectionSummary }
+  | { type: 'status'; text: string }
+  | { type: 'job'; job: UpscaleJob }
+  | { type: 'finished'; outcome: RunOutcome }
+  | { type: 'failed'; error: ErrorInfo };
+
+export type UiToMain =
+  | { type: 'ready' }
+  | { type: 'run'; request: RunRequest }
+  | { type: 'cancel' }
+  | { type: 'job-done'; id: number; width: number; height: number; pieces: ImagePiece[] }
+  | { type: 'job-failed'; id: number; error: ErrorInfo }
+  | { type: 'save-token'; token: string | null }
+  | { type: 'notify'; message: string; error: boolean };

@@ -1,0 +1,244 @@
+/**
+ * The UI iframe's logic, without the DOM: the connection to the bridge (health, pairing, the
+ * token), the jobs the main thread hands over, their progress and the outcome of a run. ui.ts
+ * renders its state and forwards clicks; the tests drive it directly against a real bridge.
+ *
+ * The iframe has the network and the main thread has the document, so every upscale runs here:
+ * bytes in from the main thread, to the bridge, bytes back. The token lives in figma.clientStorage
+ * (through the main thread), since the iframe's origin is null and it has no storage of its own.
+ */
+import { ErrorCode, isUpbridgeError } from '../../../../core/errors';
+import { BridgeClient, BridgeLimitsInfo, JobState, ModelInfo } from '../../../shared/bridge-client';
+import { formatSecondsLeft, ProgressTracker } from '../../../shared/progress';
+import { Action, ErrorInfo, MainToUi, SelectionSummary, UiToMain, UpscaleJob } from '../common/messages';
+import { cutIntoPngTiles } from './tiles';
+
+/** How the plugin names itself when pairing; `upbridge tokens list` shows it. */
+export const CLIENT_NAME = 'Figma plugin';
+
+export type Connection =
+  | { state: 'connecting' }
+  | { state: 'bridge-down'; message: string }
+  | { state: 'pairing'; message?: string }
+  | { state: 'ready'; version: string; models: ModelInfo[]; defaultModel: string };
+
+export interface ProgressView {
+  label: string;
+  index: number;
+  count: number;
+  /** 0..1 over the whole run. */
+  fraction: number;
+  text: string;
+}
+
+export interface Outcome {
+  kind: 'done' | 'error' | 'cancelled';
+  text: string;
+  notes: string[];
+}
+
+export interface ViewState {
+  connection: Connection;
+  selection: SelectionSummary;
+  /** A run is under way (buttons off, Cancel on). */
+  busy: boolean;
+  /** What the main thread is doing before the first job (reading images, exporting). */
+  status?: string;
+  progress?: ProgressView;
+  outcome?: Outcome;
+}
+
+export interface RunOptions {
+  scale: number;
+  model?: string;
+  includeChildren: boolean;
+}
+
+export interface UiControllerOptions {
+  post(message: UiToMain): void;
+  render(state: ViewState): void;
+  fetch?: typeof fetch;
+  pollMs?: number;
+  now?: () => number;
+}
+
+export class UiController {
+  state: ViewState = { connection: { state: 'connecting' }, selection: { layers: 0, imageFills: 0 }, busy: false };
+  private client?: BridgeClient;
+  private limits?: BridgeLimitsInfo;
+  private abort?: AbortController;
+  private tracker?: ProgressTracker;
+
+  constructor(private readonly options: UiControllerOptions) {}
+
+  /** Tells the main thread the UI is listening; it answers with `init`. */
+  start(): void {
+    this.options.post({ type: 'ready' });
+  }
+
+  receive(message: MainToUi): void {
+    switch (message.type) {
+      case 'init':
+        this.client = new BridgeClient({ baseUrl: message.bridgeUrl, token: message.token ?? undefined, fetch: this.options.fetch, pollMs: this.options.pollMs });
+        this.update({ selection: message.selection });
+        void this.connect();
+        return;
+      case 'selection':
+        this.update({ selection: message.selection });
+        return;
+      case 'status':
+        this.update({ status: message.text });
+        return;
+      case 'job':
+        void this.runJob(message.job);
+        return;
+      case 'finished':
+        this.endRun({ kind: 'done', text: message.outcome.summary, notes: message.outcome.notes });
+        return;
+      case 'failed':
+        this.endRun({ kind: message.error.code === 'UPB_CANCELLED' ? 'cancelled' : 'error', text: message.error.message, notes: [] });
+        return;
+    }
+  }
+
+  /** Health first (is anything there?), then the models with the token (is it still good?). */
+  async connect(): Promise<void> {
+    const client = this.requireClient();
+    this.update({ connection: { state: 'connecting' } });
+    let health;
+    try {
+      health = await client.health();
+    } catch (error) {
+      this.bridgeDown(error);
+      return;
+    }
+    this.limits = health.limits;
+    if (!client.token) {
+      this.needPairing('Not paired with the bridge yet: enter the pairing code it shows', true);
+      return;
+    }
+    try {
+      const { models, defaultModel } = await client.models();
+      this.update({ connection: { state: 'ready', version: health.version, models: models.filter((m) => m.ready), defaultModel } });
+    } catch (error) {
+      if (code(error) === 'UPB_UNAUTHORIZED') this.forgetToken('The bridge no longer accepts this plugin (its token was revoked or the bridge was reset): pair again with the code it shows');
+      else this.bridgeDown(error);
+    }
+  }
+
+  async pair(pairingCode: string): Promise<void> {
+    const client = this.requireClient();
+    try {
+      const token = await client.pair(pairingCode, CLIENT_NAME);
+      this.options.post({ type: 'save-token', token });
+    } catch (error) {
+      if (code(error) === 'UPB_BRIDGE_UNREACHABLE') this.bridgeDown(error);
+      else this.needPairing(message(error), false);
+      return;
+    }
+    await this.connect();
+  }
+
+  run(action: Action, options: RunOptions): void {
+    if (this.state.busy || this.state.connection.state !== 'ready' || !this.limits) return;
+    const { maxOutputSide, maxOutputPixels, maxInputPixels } = this.limits;
+    this.tracker = undefined;
+    this.update({ busy: true, outcome: undefined, progress: undefined, status: 'Starting…' });
+    this.options.post({ type: 'run', request: { action, ...options, limits: { maxOutputSide, maxOutputPixels, maxInputPixels } } });
+  }
+
+  /** Stops the job on the bridge and tells the main thread, which then changes nothing. */
+  cancel(): void {
+    if (!this.state.busy) return;
+    this.abort?.abort();
+    this.options.post({ type: 'cancel' });
+    if (this.state.progress) this.update({ progress: { ...this.state.progress, text: 'Cancelling…' } });
+  }
+
+  private async runJob(job: UpscaleJob): Promise<void> {
+    const client = this.requireClient();
+    if (job.index === 1 || !this.tracker) this.tracker = new ProgressTracker(job.count, this.options.now);
+    else this.tracker.nextStep();
+    const abort = new AbortController();
+    this.abort = abort;
+    this.update({ status: undefined, progress: { label: job.label, index: job.index, count: job.count, fraction: (job.index - 1) / job.count, text: 'Sending to the bridge…' } });
+    try {
+      const settings = { model: job.model, scale: job.scale };
+      const hooks = { signal: abort.signal, onProgress: (p: { done: number; total: number; state: JobState }) => this.showProgress(job, p) };
+      if (job.output.kind === 'image') {
+        const out = await client.upscaleEncoded(job.bytes, job.contentType, settings, hooks, job.output.format);
+        this.options.post({ type: 'job-done', id: job.id, width: out.width, height: out.height, pieces: [{ bytes: out.bytes, x: 0, y: 0, width: out.width, height: out.height }] });
+      } else {
+        const out = await client.upscaleEncoded(job.bytes, job.contentType, settings, hooks, 'raw');
+        this.setProgressText(`Cutting ${out.width}×${out.height} px into tiles…`);
+        const pieces = cutIntoPngTiles({ width: out.width, height: out.height, channels: out.channels!, depth: out.depth!, data: out.bytes }, job.output.maxSide);
+        this.options.post({ type: 'job-done', id: job.id, width: out.width, height: out.height, pieces });
+      }
+    } catch (error) {
+      this.options.post({ type: 'job-failed', id: job.id, error: errorInfo(error) });
+      // The main thread reports the failed run (notify included); here only the connection changes.
+      if (code(error) === 'UPB_UNAUTHORIZED') this.forgetToken(message(error), false);
+      if (code(error) === 'UPB_BRIDGE_UNREACHABLE') this.bridgeDown(error, false);
+    } finally {
+      if (this.abort === abort) this.abort = undefined;
+    }
+  }
+
+  private showProgress(job: UpscaleJob, p: { done: number; total: number; state: JobState }): void {
+    const view = this.tracker!.update(p.done, p.total);
+    let text: string;
+    if (p.state === 'queued') text = "Waiting in the bridge's queue…";
+    else if (p.total === 0) text = 'Starting…';
+    else if (p.done >= p.total) text = `${p.done} of ${p.total} tiles · finishing…`;
+    else text = `${p.done} of ${p.total} tiles · ${formatSecondsLeft(view.secondsLeft)}`;
+    this.update({ progress: { label: job.label, index: job.index, count: job.count, fraction: view.fraction, text } });
+  }
+
+  private setProgressText(text: string): void {
+    if (this.state.progress) this.update({ progress: { ...this.state.progress, text } });
+  }
+
+  private endRun(outcome: Outcome): void {
+    this.abort = undefined;
+    this.update({ busy: false, status: undefined, progress: undefined, outcome });
+  }
+
+  private bridgeDown(error: unknown, notify = true): void {
+    const text = message(error);
+    this.update({ connection: { state: 'bridge-down', message: text } });
+    if (notify) this.options.post({ type: 'notify', message: text, error: true });
+  }
+
+  private needPairing(text: string, notify: boolean): void {
+    this.update({ connection: { state: 'pairing', message: text } });
+    if (notify) this.options.post({ type: 'notify', message: text, error: true });
+  }
+
+  private forgetToken(text: string, notify = true): void {
+    if (this.client) this.client.token = undefined;
+    this.options.post({ type: 'save-token', token: null });
+    this.needPairing(text, notify);
+  }
+
+  private requireClient(): BridgeClient {
+    if (!this.client) throw new Error('the main thread has not sent init yet');
+    return this.client;
+  }
+
+  private update(patch: Partial<ViewState>): void {
+    this.state = { ...this.state, ...patch };
+    this.options.render(this.state);
+  }
+}
+
+function code(error: unknown): ErrorCode | undefined {
+  return isUpbridgeError(error) ? error.code : undefined;
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function errorInfo(error: unknown): ErrorInfo {
+  return { code: code(error) ?? 'UPB_INTERNAL', message: message(error) };
+}

@@ -1,0 +1,115 @@
+/**
+ * The UI iframe's DOM: renders the controller's state and forwards clicks. Messages from the main
+ * thread arrive as `event.data.pluginMessage`; ours go out with `parent.postMessage({pluginMessage})`,
+ * as Figma's UI bridge expects.
+ */
+import type { MainToUi, UiToMain } from '../common/messages';
+import { UiController, ViewState } from './controller';
+
+function $<T extends HTMLElement>(id: string): T {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`ui.html has no #${id}`);
+  return el as T;
+}
+
+const el = {
+  connection: $<HTMLParagraphElement>('connection'),
+  down: $<HTMLElement>('down'),
+  downText: $<HTMLParagraphElement>('down-text'),
+  retry: $<HTMLButtonElement>('retry'),
+  pairForm: $<HTMLFormElement>('pair-form'),
+  code: $<HTMLInputElement>('code'),
+  pair: $<HTMLButtonElement>('pair'),
+  pairError: $<HTMLParagraphElement>('pair-error'),
+  controls: $<HTMLElement>('controls'),
+  selection: $<HTMLParagraphElement>('selection'),
+  model: $<HTMLSelectElement>('model'),
+  scale: $<HTMLSelectElement>('scale'),
+  children: $<HTMLInputElement>('children'),
+  fills: $<HTMLButtonElement>('fills'),
+  frames: $<HTMLButtonElement>('frames'),
+  status: $<HTMLParagraphElement>('status'),
+  progressBox: $<HTMLElement>('progress-box'),
+  progressLabel: $<HTMLParagraphElement>('progress-label'),
+  progress: $<HTMLProgressElement>('progress'),
+  progressText: $<HTMLParagraphElement>('progress-text'),
+  cancel: $<HTMLButtonElement>('cancel'),
+  outcome: $<HTMLElement>('outcome'),
+  outcomeText: $<HTMLParagraphElement>('outcome-text'),
+  outcomeNotes: $<HTMLUListElement>('outcome-notes'),
+};
+
+const CONNECTION_TEXT = { connecting: 'Connecting…', 'bridge-down': 'Bridge not running', pairing: 'Not paired', ready: 'Connected' } as const;
+
+let shownModels = '';
+
+function render(state: ViewState): void {
+  const { connection } = state;
+  el.connection.dataset.state = connection.state;
+  el.connection.textContent = connection.state === 'ready' ? `${CONNECTION_TEXT.ready} · v${connection.version}` : CONNECTION_TEXT[connection.state];
+
+  el.down.hidden = connection.state !== 'bridge-down';
+  if (connection.state === 'bridge-down') el.downText.textContent = connection.message;
+
+  el.pairForm.hidden = connection.state !== 'pairing';
+  const pairMessage = connection.state === 'pairing' ? connection.message : undefined;
+  el.pairError.hidden = !pairMessage;
+  el.pairError.textContent = pairMessage ?? '';
+
+  el.controls.hidden = connection.state !== 'ready';
+  if (connection.state === 'ready') {
+    const key = connection.models.map((m) => m.id).join();
+    if (key !== shownModels) {
+      shownModels = key;
+      el.model.replaceChildren(...connection.models.map((m) => new Option(m.name, m.id, false, m.id === connection.defaultModel)));
+    }
+  }
+  const { layers, imageFills } = state.selection;
+  el.selection.textContent =
+    layers === 0 ? 'Nothing selected' : `${layers} layer${layers === 1 ? '' : 's'} selected · ${imageFills} image fill${imageFills === 1 ? '' : 's'}`;
+  el.fills.disabled = state.busy || imageFills === 0;
+  el.frames.disabled = state.busy || layers === 0;
+
+  el.status.hidden = !state.status;
+  el.status.textContent = state.status ?? '';
+
+  el.progressBox.hidden = !state.progress;
+  if (state.progress) {
+    const p = state.progress;
+    el.progressLabel.textContent = p.count > 1 ? `Image ${p.index} of ${p.count} · ${p.label}` : p.label;
+    el.progress.value = p.fraction;
+    el.progressText.textContent = p.text;
+  }
+  el.cancel.disabled = !state.busy;
+
+  el.outcome.hidden = !state.outcome;
+  if (state.outcome) {
+    el.outcome.dataset.kind = state.outcome.kind;
+    el.outcomeText.textContent = state.outcome.text;
+    el.outcomeNotes.replaceChildren(...state.outcome.notes.map((note) => Object.assign(document.createElement('li'), { textContent: note })));
+  }
+}
+
+const controller = new UiController({ post: (message: UiToMain) => parent.postMessage({ pluginMessage: message }, '*'), render });
+
+window.addEventListener('message', (event: MessageEvent<{ pluginMessage?: MainToUi }>) => {
+  const message = event.data?.pluginMessage;
+  if (message) controller.receive(message);
+});
+
+el.retry.addEventListener('click', () => void controller.connect());
+el.pairForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  el.pair.disabled = true;
+  void controller.pair(el.code.value).finally(() => {
+    el.pair.disabled = false;
+    el.code.value = '';
+  });
+});
+const runOptions = () => ({ scale: Number(el.scale.value), model: el.model.value || undefined, includeChildren: el.children.checked });
+el.fills.addEventListener('click', () => controller.run('fills', runOptions()));
+el.frames.addEventListener('click', () => controller.run('frames', runOptions()));
+el.cancel.addEventListener('click', () => controller.cancel());
+
+render(controller.state);
+controller.start();

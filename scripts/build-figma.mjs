@@ -1,0 +1,43 @@
+// Builds the Figma plugin into dist/figma/: code.js (the main thread), ui.html (the iframe, its
+// script inlined: the manifest's `ui` names a single HTML file, whose text Figma hands to the main
+// thread as __html__) and manifest.json. "Import plugin from manifest" in Figma loads the folder.
+// scripts/build.mjs calls buildPlugin(); `node scripts/build-figma.mjs` builds just this plugin.
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const source = `${root}plugins/figma`;
+const out = `${root}dist/figma`;
+const SCRIPT_MARKER = /<!-- UI_SCRIPT:[^>]*-->/;
+
+async function bundle(entry, target) {
+  const result = await build({
+    entryPoints: [`${source}/src/${entry}`],
+    bundle: true,
+    write: false,
+    platform: 'browser',
+    format: 'iife',
+    target,
+    logLevel: 'warning',
+  });
+  return result.outputFiles[0].text;
+}
+
+export async function buildPlugin() {
+  mkdirSync(out, { recursive: true });
+  // Figma's sandbox runs modern JavaScript, but es2017 keeps the main thread safe on older
+  // desktop apps at no cost; the iframe is Chromium.
+  writeFileSync(`${out}/code.js`, await bundle('main.ts', 'es2017'));
+
+  const html = readFileSync(`${source}/src/ui.html`, 'utf8');
+  if (!SCRIPT_MARKER.test(html)) throw new Error('plugins/figma/src/ui.html lost its UI_SCRIPT marker');
+  // "</script" inside the code would end the inline element early.
+  const script = (await bundle('ui/ui.ts', 'es2020')).replace(/<\/script/gi, '<\\/script');
+  writeFileSync(`${out}/ui.html`, html.replace(SCRIPT_MARKER, () => `<script>\n${script}</script>`));
+
+  JSON.parse(readFileSync(`${source}/manifest.json`, 'utf8'));
+  copyFileSync(`${source}/manifest.json`, `${out}/manifest.json`);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await buildPlugin();
