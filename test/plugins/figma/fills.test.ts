@@ -1,7 +1,8 @@
+import sharp from 'sharp';
 import { syntheticRaster } from '../../helpers';
-import { startBridge, TestBridge } from '../../bridge-server/bridge-harness';
-import { decode, imagePaint, openPlugin, png, runAction } from './plugin-harness';
-import { rectangle, setUp, SimRectangle } from './figma-sim';
+import { request, startBridge, TestBridge } from '../../bridge-server/bridge-harness';
+import { decode, encode, imagePaint, openPlugin, png, runAction } from './plugin-harness';
+import { ellipse, frame, rectangle, setUp, SimContainer, SimRectangle, text } from './figma-sim';
 
 /**
  * Upscaling image fills in place, end to end: the plugin's main thread on the simulated Figma
@@ -91,4 +92,158 @@ test("a 256×256 image fill upscaled 4x holds the bridge's 1024×1024 output; ge
   expect(snapshot(photo)).toEqual(before);
 
   expect(sim.notifications).toEqual([{ message: 'Upscaled 1 image (4x) in 1 layer', error: false }]);
+});
+
+test('an image shown by several layers is upscaled once; every layer gets it; tiled paints keep their tile size', async () => {
+  const shared = await png(syntheticRaster(48, 40, 4, 8, 3));
+  const jpeg = await encode(syntheticRaster(40, 24, 3, 8, 5), 'jpeg');
+  let a!: SimRectangle;
+  let b!: SimRectangle;
+  let tiled!: SimRectangle;
+  let photo!: SimRectangle;
+  let card!: SimContainer;
+  const { sim, ui } = await openPlugin({
+    bridgeUrl: bridge.origin,
+    token: bridge.token,
+    document: (sim) =>
+      setUp(sim, () => {
+        const image = sim.addImage(shared);
+        const fill = (scaleMode: ImagePaint['scaleMode'], extra: Partial<ImagePaint> = {}): ImagePaint => ({ type: 'IMAGE', scaleMode, imageHash: image.hash, ...extra });
+        a = rectangle(sim, { name: 'Avatar', width: 48, height: 40, fills: [fill('FILL')] });
+        card = frame(sim, { name: 'Card', x: 200, width: 300, height: 200 });
+        b = ellipse(sim, { name: 'Avatar small', width: 24, height: 20, fills: [fill('FIT', { rotation: 180 })] }, card);
+        tiled = rectangle(sim, { name: 'Pattern', width: 400, height: 400, fills: [fill('TILE', { scalingFactor: 0.5 })] }, card);
+        photo = rectangle(sim, { name: 'Photo', width: 40, height: 24, fills: [{ type: 'IMAGE', scaleMode: 'FILL', imageHash: sim.addImage(jpeg).hash }] }, card);
+        text(sim, { name: 'Mixed text', width: 100, height: 20 }, card);
+        sim.page.selection = [a, card];
+      }),
+  });
+  const submittedBefore = bridge.submitted.length;
+
+  const outcome = await runAction(ui, 'fills', { scale: 4, includeChildren: true });
+
+  expect(outcome).toEqual({ kind: 'done', text: 'Upscaled 2 images (4x) in 4 layers', notes: [] });
+  const jobs = bridge.submitted.slice(submittedBefore);
+  // Two jobs for three layers of one image and one JPEG (finished jobs drop their input; the results show the sizes).
+  expect(jobs.map((j) => [j.result!.width, j.result!.height])).toEqual([
+    [192, 160],
+    [160, 96],
+  ]);
+
+  // One new image for the three layers that shared one.
+  const hashes = [a, b, tiled].map((n) => imagePaint(n).imageHash);
+  expect(new Set(hashes).size).toBe(1);
+  const upscaled = await decode(sim.images.get(hashes[0]!)!.bytes);
+  const result = jobs[0].result!;
+  expect({ width: upscaled.width, height: upscaled.height, channels: upscaled.channels }).toEqual({ width: 192, height: 160, channels: 4 });
+  expect(Buffer.compare(upscaled.data, Buffer.from(result.data.buffer, result.data.byteOffset, result.data.byteLength))).toBe(0);
+
+  // Modes and settings kept; the tile factor divided by the scale, so tiles stay 24×20 units.
+  expect(imagePaint(a)).toMatchObject({ scaleMode: 'FILL' });
+  expect(imagePaint(b)).toMatchObject({ scaleMode: 'FIT', rotation: 180 });
+  expect(imagePaint(tiled)).toMatchObject({ scaleMode: 'TILE', scalingFactor: 0.125 });
+
+  // A JPEG fill stays JPEG: the bytes are the bridge's own JPEG of the result.
+  const jpegResult = await request(bridge.port, `/v1/jobs/${jobs[1].id}/result?format=jpeg`, { token: bridge.token });
+  const placedJpeg = sim.images.get(imagePaint(photo).imageHash!)!.bytes;
+  expect(Buffer.compare(Buffer.from(placedJpeg), jpegResult.body)).toBe(0);
+  expect((await sharp(placedJpeg).metadata()).format).toBe('jpeg');
+
+  expect(sim.undoSteps).toHaveLength(1);
+});
+
+test('without "include layers inside", only the selected layers themselves are changed', async () => {
+  const bytes = await png(syntheticRaster(32, 32, 3, 8, 11));
+  let top!: SimRectangle;
+  let inner!: SimRectangle;
+  const { ui } = await openPlugin({
+    bridgeUrl: bridge.origin,
+    token: bridge.token,
+    document: (sim) =>
+      setUp(sim, () => {
+        const hash = sim.addImage(bytes).hash;
+        top = rectangle(sim, { name: 'Top', width: 32, height: 32, fills: [{ type: 'IMAGE', scaleMode: 'FILL', imageHash: hash }] });
+        const group = frame(sim, { name: 'Group', width: 100, height: 100 });
+        inner = rectangle(sim, { name: 'Inner', width: 32, height: 32, fills: [{ type: 'IMAGE', scaleMode: 'FILL', imageHash: hash }] }, group);
+        sim.page.selection = [top, group];
+      }),
+  });
+  const before = imagePaint(inner).imageHash;
+
+  const outcome = await runAction(ui, 'fills', { scale: 2, includeChildren: false });
+
+  expect(outcome).toMatchObject({ kind: 'done', text: 'Upscaled 1 image (2x) in 1 layer' });
+  expect(imagePaint(top).imageHash).not.toBe(before);
+  expect(imagePaint(inner).imageHash).toBe(before);
+});
+
+test('a fill that would pass 4096 px gets the largest scale that fits, and one already at the limit is skipped, each with a note', async () => {
+  const wide = await png(syntheticRaster(1100, 8, 3, 8, 2));
+  const huge = await png(syntheticRaster(4096, 4, 3, 8, 4));
+  let strip!: SimRectangle;
+  let full!: SimRectangle;
+  const { sim, ui } = await openPlugin({
+    bridgeUrl: bridge.origin,
+    token: bridge.token,
+    document: (sim) =>
+      setUp(sim, () => {
+        strip = rectangle(sim, { name: 'Strip', width: 1100, height: 8, fills: [{ type: 'IMAGE', scaleMode: 'FILL', imageHash: sim.addImage(wide).hash }] });
+        full = rectangle(sim, { name: 'Panorama', width: 4096, height: 4, fills: [{ type: 'IMAGE', scaleMode: 'FILL', imageHash: sim.addImage(huge).hash }] });
+        sim.page.selection = [strip, full];
+      }),
+  });
+  const fullHash = imagePaint(full).imageHash;
+  const submittedBefore = bridge.submitted.length;
+
+  const outcome = await runAction(ui, 'fills', { scale: 4 });
+
+  // 4096 / 1100 = 3.72…: the largest tenth that fits is 3.7x, 1100×8 → 4070×30.
+  expect(outcome).toEqual({
+    kind: 'done',
+    text: 'Upscaled 1 image (3.7x) in 1 layer',
+    notes: [
+      `"Strip": upscaled 3.7x instead of 4x (1100×8 → 4070×30 px), the largest that fits Figma's 4096 px limit`,
+      `"Panorama": already 4096×4 px, and Figma images are at most 4096 px a side, skipped`,
+    ],
+  });
+  const jobs = bridge.submitted.slice(submittedBefore);
+  expect(jobs).toHaveLength(1);
+  expect(jobs[0].input.options.scale).toBe(3.7);
+  const placed = await decode(sim.images.get(imagePaint(strip).imageHash!)!.bytes);
+  expect([placed.width, placed.height]).toEqual([4070, 30]);
+  const result = jobs[0].result!;
+  expect(Buffer.compare(placed.data, Buffer.from(result.data.buffer, result.data.byteOffset, result.data.byteLength))).toBe(0);
+  expect(imagePaint(full).imageHash).toBe(fullHash);
+  expect(sim.notifications).toEqual([{ message: 'Upscaled 1 image (3.7x) in 1 layer (2 notes in the plugin window)', error: false }]);
+});
+
+test('GIF fills are skipped with a note; with only GIFs selected there is nothing to upscale', async () => {
+  const gif = await encode(syntheticRaster(16, 16, 3, 8, 9), 'gif');
+  const still = await png(syntheticRaster(16, 16, 3, 8, 10));
+  let animated!: SimRectangle;
+  let photo!: SimRectangle;
+  const { sim, ui } = await openPlugin({
+    bridgeUrl: bridge.origin,
+    token: bridge.token,
+    document: (sim) =>
+      setUp(sim, () => {
+        animated = rectangle(sim, { name: 'Spinner', width: 16, height: 16, fills: [{ type: 'IMAGE', scaleMode: 'FILL', imageHash: sim.addImage(gif).hash }] });
+        photo = rectangle(sim, { name: 'Photo', width: 16, height: 16, fills: [{ type: 'IMAGE', scaleMode: 'FILL', imageHash: sim.addImage(still).hash }] });
+        sim.page.selection = [animated, photo];
+      }),
+  });
+  const gifHash = imagePaint(animated).imageHash;
+  const submittedBefore = bridge.submitted.length;
+  const gifNote = '"Spinner": GIF fills are skipped (the models upscale still images, and Figma keeps GIFs animated)';
+
+  expect(await runAction(ui, 'fills', { scale: 2 })).toEqual({ kind: 'done', text: 'Upscaled 1 image (2x) in 1 layer', notes: [gifNote] });
+  expect(bridge.submitted.length).toBe(submittedBefore + 1);
+  expect(imagePaint(animated).imageHash).toBe(gifHash);
+
+  sim.page.selection = [animated];
+  const undoSteps = sim.undoSteps.length;
+  expect(await runAction(ui, 'fills', { scale: 2 })).toEqual({ kind: 'error', text: `Nothing to upscale: ${gifNote}`, notes: [] });
+  expect(sim.notifications.at(-1)).toEqual({ message: `Nothing to upscale: ${gifNote}`, error: true });
+  expect(bridge.submitted.length).toBe(submittedBefore + 1);
+  expect(sim.undoSteps.length).toBe(undoSteps);
 });

@@ -10,6 +10,7 @@ import { Outcome, RunOptions, UiController, ViewState } from '../../../plugins/f
 import { waitFor } from '../../bridge-server/bridge-harness';
 import { FigmaSim } from './figma-sim';
 import { Raster } from '../../../core/raster';
+import { decodeImage } from '../../../core/node/image-io';
 
 export interface OpenPlugin {
   sim: FigmaSim;
@@ -51,13 +52,18 @@ export function waitForOutcome(ui: UiController): Promise<Outcome> {
   return waitFor(() => (!ui.state.busy && ui.state.outcome ? ui.state.outcome : undefined), 'the run to finish', 60000);
 }
 
-export async function png(raster: Raster): Promise<Uint8Array> {
-  return new Uint8Array(await sharp(Buffer.from(raster.data.buffer, raster.data.byteOffset, raster.data.byteLength), { raw: { width: raster.width, height: raster.height, channels: raster.channels } }).png().toBuffer());
+/** An 8-bit raster encoded by sharp (libvips), as a designer's image file would be. */
+export async function encode(raster: Raster, format: 'png' | 'jpeg' | 'gif'): Promise<Uint8Array> {
+  const image = sharp(Buffer.from(raster.data.buffer, raster.data.byteOffset, raster.data.byteLength), { raw: { width: raster.width, height: raster.height, channels: raster.channels } });
+  return new Uint8Array(await image.toFormat(format).toBuffer());
 }
 
+export const png = (raster: Raster) => encode(raster, 'png');
+
+/** Decoded with the project's own libvips decoder, as the bridge decodes its inputs. */
 export async function decode(bytes: Uint8Array): Promise<{ width: number; height: number; channels: number; data: Buffer }> {
-  const { data, info } = await sharp(bytes).raw().toBuffer({ resolveWithObject: true });
-  return { width: info.width, height: info.height, channels: info.channels, data };
+  const { raster } = await decodeImage(Buffer.from(bytes));
+  return { width: raster.width, height: raster.height, channels: raster.channels, data: Buffer.from(raster.data.buffer, raster.data.byteOffset, raster.data.byteLength) };
 }
 
 /** The IMAGE paint at `index` of a node's fills. */
