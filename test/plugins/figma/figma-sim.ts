@@ -193,11 +193,16 @@ function strict<T extends object>(name: string, target: T): T {
   });
 }
 
-/** What Figma's postMessage documents it carries; anything else would not arrive intact. */
+/**
+ * What Figma's postMessage documents it carries; anything else would not arrive intact. Checked
+ * by tag, not instanceof, so values from another realm (the bundle run in a vm) are judged alike.
+ */
 function assertPostable(value: unknown, path: string): void {
   if (value === null || value === undefined || ['string', 'number', 'boolean'].includes(typeof value)) return;
-  if (value instanceof Uint8Array || value instanceof Date) {
-    if (value instanceof Uint8Array && value.constructor !== Uint8Array) throw new Error(`${path} is a ${value.constructor.name}; send a plain Uint8Array`);
+  const tag = Object.prototype.toString.call(value);
+  if (tag === '[object Date]') return;
+  if (tag === '[object Uint8Array]') {
+    if ((value as object).constructor?.name !== 'Uint8Array') throw new Error(`${path} is a ${(value as object).constructor?.name}; send a plain Uint8Array`);
     return;
   }
   if (Array.isArray(value)) {
@@ -205,7 +210,7 @@ function assertPostable(value: unknown, path: string): void {
     return;
   }
   const proto = typeof value === 'object' ? Object.getPrototypeOf(value) : undefined;
-  if (proto === Object.prototype || proto === null) {
+  if (tag === '[object Object]' && (proto === null || Object.getPrototypeOf(proto) === null)) {
     for (const [key, v] of Object.entries(value as object)) assertPostable(v, `${path}.${key}`);
     return;
   }

@@ -20,7 +20,7 @@ export const STORAGE_KEYS = { token: 'upbridge.token', bridgeUrl: 'upbridge.brid
  */
 export const DEFAULT_FIGMA_BRIDGE_URL = 'http://localhost:7419';
 
-export const UI_SIZE = { width: 320, height: 520 };
+export const UI_SIZE = { width: 320, height: 440 };
 
 export function startPlugin(api: PluginAPI, html: string): void {
   const post = (message: MainToUi) => api.ui.postMessage(message);

@@ -17,7 +17,7 @@ const el = {
   down: $<HTMLElement>('down'),
   downText: $<HTMLParagraphElement>('down-text'),
   retry: $<HTMLButtonElement>('retry'),
-  pairForm: $<HTMLFormElement>('pair-form'),
+  pairForm: $<HTMLElement>('pair-form'),
   code: $<HTMLInputElement>('code'),
   pair: $<HTMLButtonElement>('pair'),
   pairError: $<HTMLParagraphElement>('pair-error'),
@@ -46,7 +46,8 @@ let shownModels = '';
 function render(state: ViewState): void {
   const { connection } = state;
   el.connection.dataset.state = connection.state;
-  el.connection.textContent = connection.state === 'ready' ? `${CONNECTION_TEXT.ready} · v${connection.version}` : CONNECTION_TEXT[connection.state];
+  el.connection.textContent =
+    connection.state === 'ready' ? `${CONNECTION_TEXT.ready} · ${/^\d/.test(connection.version) ? 'v' : ''}${connection.version}` : CONNECTION_TEXT[connection.state];
 
   el.down.hidden = connection.state !== 'bridge-down';
   if (connection.state === 'bridge-down') el.downText.textContent = connection.message;
@@ -98,13 +99,18 @@ window.addEventListener('message', (event: MessageEvent<{ pluginMessage?: MainTo
 });
 
 el.retry.addEventListener('click', () => void controller.connect());
-el.pairForm.addEventListener('submit', (event) => {
-  event.preventDefault();
+// A button and Enter rather than a form: a sandboxed iframe without allow-forms never submits one.
+const pair = () => {
+  if (el.pair.disabled) return;
   el.pair.disabled = true;
   void controller.pair(el.code.value).finally(() => {
     el.pair.disabled = false;
     el.code.value = '';
   });
+};
+el.pair.addEventListener('click', pair);
+el.code.addEventListener('keydown', (event) => {
+  if (event.key === 'Enter') pair();
 });
 const runOptions = () => ({ scale: Number(el.scale.value), model: el.model.value || undefined, includeChildren: el.children.checked });
 el.fills.addEventListener('click', () => controller.run('fills', runOptions()));

@@ -1,0 +1,253 @@
+import { existsSync, promises as fs, readFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Browser, BrowserContext, chromium, Frame, Page } from 'playwright-core';
+import { START_HINT } from '../../../plugins/shared/bridge-client';
+import { STORAGE_KEYS, startPlugin, UI_SIZE } from '../../../plugins/figma/src/main/plugin';
+import { syntheticRaster } from '../../helpers';
+import { freePort, GatedEngine, startBridge, TestBridge, waitFor } from '../../bridge-server/bridge-harness';
+import { FigmaSim, rectangle, setUp, SimRectangle } from './figma-sim';
+import { decode, imagePaint, png } from './plugin-harness';
+
+/**
+ * The built UI (dist/figma/ui.html) in Debian's Chromium, as Figma runs it: in a sandboxed iframe
+ * (origin null), its messages relayed to and from the real main thread running on the simulated
+ * host in this process, talking to a real bridge. Pairing, progress, cancel and the bridge being
+ * down are driven through the page's own controls.
+ *
+ * UPBRIDGE_UPDATE_SCREENSHOTS=1 also writes plugins/figma/screenshot-ui.png (the README's picture).
+ */
+const CHROMIUM = '/usr/bin/chromium';
+const ROOT = path.join(__dirname, '..', '..', '..');
+const UI_HTML = path.join(ROOT, 'dist', 'figma', 'ui.html');
+const README_SCREENSHOT = path.join(ROOT, 'plugins', 'figma', 'screenshot-ui.png');
+const STEP_MS = 30_000;
+
+jest.setTimeout(90_000);
+
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * The page ↔ test boundary is playwright's JSON, so bytes cross it as base64 and are turned back
+ * into Uint8Array on each side. This is the test's stand-in for Figma's channel only; the plugin
+ * itself sends Uint8Array.
+ */
+function toWire(value: unknown): unknown {
+  if (value instanceof Uint8Array) return { __bytes: Buffer.from(value).toString('base64') };
+  if (Array.isArray(value)) return value.map(toWire);
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, toWire(v)]));
+  return value;
+}
+
+function fromWire(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(fromWire);
+  if (value && typeof value === 'object') {
+    if ('__bytes' in value) return new Uint8Array(Buffer.from((value as { __bytes: string }).__bytes, 'base64'));
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, fromWire(v)]));
+  }
+  return value;
+}
+
+/** The host page: a sandboxed iframe, and the relay Figma's editor would be. */
+const HOST_PAGE = `<!doctype html><html><head><link rel="icon" href="data:,"><style>body{margin:0;background:#e5e5e5}iframe{border:0;display:block;background:#fff}</style></head><body>
+<iframe id="ui" sandbox="allow-scripts" width="${UI_SIZE.width}" height="${UI_SIZE.height}"></iframe>
+<script>
+  const wire = (v) => v instanceof Uint8Array ? { __bytes: btoa(Array.from(v, (b) => String.fromCharCode(b)).join('')) }
+    : Array.isArray(v) ? v.map(wire) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, wire(x)])) : v;
+  const unwire = (v) => Array.isArray(v) ? v.map(unwire) : v && typeof v === 'object'
+    ? ('__bytes' in v ? Uint8Array.from(atob(v.__bytes), (c) => c.charCodeAt(0)) : Object.fromEntries(Object.entries(v).map(([k, x]) => [k, unwire(x)]))) : v;
+  addEventListener('message', (e) => {
+    if (e.source === document.getElementById('ui').contentWindow && e.data && e.data.pluginMessage) window.toMain(wire(e.data.pluginMessage));
+  });
+  window.toUi = (m) => document.getElementById('ui').contentWindow.postMessage({ pluginMessage: unwire(m) }, '*');
+</script></body></html>`;
+
+let browser: Browser | undefined;
+let context: BrowserContext | undefined;
+let html: string;
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`${CHROMIUM} not found: the UI test needs Debian's chromium. Install it with: apt-get update && apt-get install -y chromium (CI does this in .ci/run)`);
+  }
+  if (!existsSync(UI_HTML)) throw new Error('dist/figma/ui.html is missing: run npm run build first');
+  html = readFileSync(UI_HTML, 'utf8');
+  browser = await within(
+    chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'], timeout: STEP_MS }),
+    STEP_MS + 5_000,
+    'launching chromium',
+  );
+}, 60_000);
+
+afterAll(async () => {
+  await within(browser?.close() ?? Promise.resolve(), 15_000, 'closing chromium').catch(() => {});
+});
+
+beforeEach(async () => {
+  if (!browser) throw new Error('chromium did not start');
+  context = await browser.newContext({ viewport: { width: UI_SIZE.width + 40, height: UI_SIZE.height + 40 }, deviceScaleFactor: 2 });
+  context.setDefaultTimeout(STEP_MS);
+});
+
+afterEach(async () => {
+  await within(context?.close() ?? Promise.resolve(), 15_000, 'closing the browser context').catch(() => {});
+  context = undefined;
+});
+
+interface Session {
+  page: Page;
+  ui: Frame;
+  pageErrors: string[];
+}
+
+/** Loads the built UI in the host page and starts the plugin's main thread on `sim`. */
+async function open(sim: FigmaSim): Promise<Session> {
+  const page = await context!.newPage();
+  const pageErrors: string[] = [];
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  page.on('console', (m) => {
+    if (m.type() === 'error') pageErrors.push(`${m.text()} ${m.location().url}`);
+  });
+  await page.exposeFunction('toMain', (message: unknown) => sim.sendFromUi(fromWire(message)));
+  await page.setContent(HOST_PAGE);
+  sim.onUiMessage = (message) => void page.evaluate((m) => (window as unknown as { toUi(m: unknown): void }).toUi(m), toWire(message)).catch(() => {});
+  startPlugin(sim.api, html);
+  expect(sim.ui.options).toMatchObject(UI_SIZE);
+  // Figma puts the showUI html into the iframe; here the test does, from what the main thread was given.
+  await page.evaluate((source) => ((document.getElementById('ui') as HTMLIFrameElement).srcdoc = source), sim.ui.html!);
+  const ui = await waitFor(() => page.frames().find((f) => f !== page.mainFrame()), 'the UI frame');
+  await ui.waitForSelector('#connection:not([data-state="connecting"])');
+  expect(await within(ui.evaluate(() => self.origin), STEP_MS, 'reading the frame origin')).toBe('null');
+  return { page, ui, pageErrors };
+}
+
+async function recordProgress(ui: Frame): Promise<void> {
+  await within(
+    ui.evaluate(() => {
+      const w = window as unknown as { progressLog: string[] };
+      w.progressLog = [];
+      const text = document.getElementById('progress-text')!;
+      new MutationObserver(() => w.progressLog.push(text.textContent ?? '')).observe(text, { childList: true, characterData: true, subtree: true });
+    }),
+    STEP_MS,
+    'installing the progress recorder',
+  );
+}
+
+const progressLog = (ui: Frame) => within(ui.evaluate(() => (window as unknown as { progressLog: string[] }).progressLog), STEP_MS, 'reading the progress log');
+
+describe('with a bridge', () => {
+  let bridge: TestBridge;
+  const gated = new GatedEngine();
+
+  beforeAll(async () => {
+    bridge = await startBridge({ engine: gated });
+  });
+
+  afterAll(async () => {
+    gated.open();
+    await bridge?.close();
+  });
+
+  test('pairs with the code, upscales the selected fill with progress in tiles, then cancels a second run', async () => {
+    // 768×64 with the model's 256 px tiles: three tiles, so progress has a middle with a rate.
+    const bytes = await png(syntheticRaster(768, 64, 3, 8, 41));
+    const sim = new FigmaSim();
+    sim.storage.set(STORAGE_KEYS.bridgeUrl, bridge.origin);
+    let photo!: SimRectangle;
+    setUp(sim, () => {
+      photo = rectangle(sim, { name: 'Hero banner', width: 768, height: 64, fills: [{ type: 'IMAGE', scaleMode: 'FILL', imageHash: sim.addImage(bytes).hash }] });
+      sim.page.selection = [photo];
+    });
+    const { ui, pageErrors } = await open(sim);
+
+    // Not paired: the form asks for the code, and Figma shows the same as an error.
+    await ui.locator('#pair-form').waitFor({ state: 'visible' });
+    await expect(ui.locator('#connection').textContent()).resolves.toBe('Not paired');
+    expect(sim.notifications).toEqual([{ message: 'Not paired with the bridge yet: enter the pairing code it shows', error: true }]);
+
+    await ui.locator('#code').fill('WRONG1');
+    await ui.locator('#pair').click();
+    await ui.locator('#pair-error', { hasText: 'wrong or expired pairing code; use the code the upbridge server shows now' }).waitFor();
+    await expect(ui.locator('#controls').isHidden()).resolves.toBe(true);
+
+    await ui.locator('#code').fill(bridge.codes.at(-1)!);
+    await ui.locator('#code').press('Enter');
+    await ui.locator('#controls').waitFor({ state: 'visible' });
+    await expect(ui.locator('#connection').textContent()).resolves.toMatch(/^Connected · (v\d|dev)/);
+    const token = await waitFor(() => sim.storage.get(STORAGE_KEYS.token) as string | undefined, 'the token in clientStorage');
+    await expect(bridge.tokens.verify(token)).resolves.toMatchObject({ name: 'Figma plugin' });
+    await expect(ui.locator('#selection').textContent()).resolves.toBe('1 layer selected · 1 image fill');
+    const models = await ui.locator('#model option').evaluateAll((els) => els.map((e) => (e as HTMLOptionElement).value));
+    expect(models).toEqual(expect.arrayContaining(['realesr-general-x4v3', 'realesrgan-x4plus']));
+    await expect(ui.locator('#model').inputValue()).resolves.toBe('realesr-general-x4v3');
+    await expect(ui.locator('#scale').inputValue()).resolves.toBe('4');
+
+    // Tiles let through one at a time, so the window shows each step and, from the second, a time left.
+    await recordProgress(ui);
+    gated.close();
+    gated.allow(1);
+    await ui.locator('#fills').click();
+    await ui.locator('#progress-text', { hasText: /^1 of 3 tiles · estimating time left…$/ }).waitFor();
+    gated.allow(1);
+    await ui.locator('#progress-text', { hasText: /^2 of 3 tiles · (about \d+ s left|almost done)$/ }).waitFor();
+    await expect(ui.locator('#fills').isDisabled()).resolves.toBe(true);
+    await expect(ui.locator('#cancel').isEnabled()).resolves.toBe(true);
+    await expect(ui.locator('#progress-label').textContent()).resolves.toBe('"Hero banner": 768×64 → 3072×256 px');
+    await expect(ui.locator('#progress').evaluate((p) => (p as HTMLProgressElement).value)).resolves.toBeCloseTo(2 / 3, 5);
+    const shot = await ui.locator('body').page().locator('#ui').screenshot({ path: path.join(os.tmpdir(), 'upbridge-figma-ui.png') });
+    if (process.env.UPBRIDGE_UPDATE_SCREENSHOTS === '1') await fs.writeFile(README_SCREENSHOT, shot);
+
+    gated.open();
+    await ui.locator('#outcome[data-kind="done"]').waitFor();
+    await expect(ui.locator('#outcome-text').textContent()).resolves.toBe('Upscaled 1 image (4x) in 1 layer');
+    await expect(ui.locator('#progress-box').isHidden()).resolves.toBe(true);
+    const log = await progressLog(ui);
+    expect(log).toContain('3 of 3 tiles · finishing…');
+    const job = bridge.submitted.at(-1)!;
+    const placed = await decode(sim.images.get(imagePaint(photo).imageHash!)!.bytes);
+    expect([placed.width, placed.height]).toEqual([3072, 256]);
+    expect(Buffer.compare(placed.data, Buffer.from(job.result!.data.buffer, job.result!.data.byteOffset, job.result!.data.byteLength))).toBe(0);
+    expect(sim.notifications.at(-1)).toEqual({ message: 'Upscaled 1 image (4x) in 1 layer', error: false });
+
+    // A second run, cancelled from the window while a tile is held.
+    gated.close();
+    await ui.locator('#scale').selectOption('2');
+    await ui.locator('#fills').click();
+    await ui.locator('#progress-text', { hasText: /tiles/ }).waitFor();
+    await ui.locator('#cancel').click();
+    await ui.locator('#outcome[data-kind="cancelled"]').waitFor();
+    gated.open();
+    await expect(ui.locator('#outcome-text').textContent()).resolves.toBe('Upscale cancelled: nothing was changed');
+    await waitFor(() => bridge.submitted.at(-1)!.state === 'cancelled', 'the bridge job to be cancelled');
+    await expect(ui.locator('#fills').isEnabled()).resolves.toBe(true);
+    expect(sim.undoSteps).toHaveLength(1);
+    // Chromium logs the refused wrong code itself; nothing else may be logged.
+    expect(pageErrors).toEqual([`Failed to load resource: the server responded with a status of 403 (Forbidden) ${bridge.origin}/v1/pair`]);
+  });
+});
+
+test('bridge not running: the window says how to start it and offers to try again', async () => {
+  const sim = new FigmaSim();
+  const url = `http://127.0.0.1:${await freePort()}`;
+  sim.storage.set(STORAGE_KEYS.bridgeUrl, url);
+  sim.storage.set(STORAGE_KEYS.token, 'upb_not-checked-while-down');
+  const { ui, pageErrors } = await open(sim);
+  await ui.locator('#down').waitFor({ state: 'visible' });
+  const message = `the upbridge bridge is not running at ${url}: ${START_HINT}`;
+  await expect(ui.locator('#down-text').textContent()).resolves.toBe(message);
+  await expect(ui.locator('#connection').textContent()).resolves.toBe('Bridge not running');
+  await expect(ui.locator('#controls').isHidden()).resolves.toBe(true);
+  expect(sim.notifications).toEqual([{ message, error: true }]);
+  await ui.locator('#retry').click();
+  await ui.locator('#connection[data-state="bridge-down"]').waitFor();
+  await ui.page().screenshot({ path: path.join(os.tmpdir(), 'upbridge-figma-ui-down.png') });
+  // The failed fetch is logged by Chromium itself; nothing else may be.
+  expect(pageErrors.filter((e) => !/ERR_CONNECTION_REFUSED/.test(e))).toEqual([]);
+});
