@@ -202,6 +202,9 @@ export async function placeInNewDocument(source: DocumentInfo, raster: Raster, n
         ...(source.profile && source.profile !== 'None' ? { profile: source.profile } : {}),
       });
       if (!doc) throw new Error('Photoshop did not create the new document');
+      // Closed without saving if anything below throws ("Automatic document closing",
+      // executeasmodal.md): a failed write leaves no empty half-made document behind.
+      await context.hostControl.registerAutoCloseDocument(doc.id);
       const suspension = await context.hostControl.suspendHistory({ documentID: doc.id, name: historyName });
       const first = doc.layers.length > 0 ? doc.layers[0] : undefined;
       const layer = first && !first.isBackgroundLayer && String(first.kind) === String(constants.LayerKind.NORMAL) ? first : await doc.createPixelLayer({ name: names.layer });
@@ -209,6 +212,7 @@ export async function placeInNewDocument(source: DocumentInfo, raster: Raster, n
       layer.name = names.layer;
       await writePixels(doc.id, layer.id, raster, { left: 0, top: 0 });
       await context.hostControl.resumeHistory(suspension, true);
+      await context.hostControl.unregisterAutoCloseDocument(doc.id);
       return doc.id;
     },
     { commandName: historyName },
