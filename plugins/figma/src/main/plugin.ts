@@ -53,7 +53,7 @@ export function startPlugin(api: PluginAPI, html: string): void {
     }
   };
 
-  api.ui.onmessage = async (message: UiToMain) => {
+  const handle = async (message: UiToMain) => {
     switch (message.type) {
       case 'ready': {
         const [token, bridgeUrl] = await Promise.all([api.clientStorage.getAsync(STORAGE_KEYS.token), api.clientStorage.getAsync(STORAGE_KEYS.bridgeUrl)]);
@@ -86,6 +86,10 @@ export function startPlugin(api: PluginAPI, html: string): void {
         jobs.settle(message);
         return;
     }
+  };
+  // A failure outside a run (clientStorage refusing a write, say) still reaches the designer.
+  api.ui.onmessage = (message: UiToMain) => {
+    handle(message).catch((error) => api.notify(errorInfo(error).message, { error: true }));
   };
 }
 
