@@ -48,6 +48,7 @@ export interface JobStatus {
   model: string;
   scale: number;
   progress: { done: number; total: number };
+  timings: { queuedMs: number; runMs: number };
   error?: { code: string; message: string };
   result: { available: boolean; expired: boolean; width?: number; height?: number };
 }
@@ -60,7 +61,7 @@ export interface JobSettings {
 export interface RunHooks {
   signal?: AbortSignal;
   /** Tiles done of total for the running job (0/0 while queued). */
-  onProgress?: (progress: { done: number; total: number; state: JobState }) => void;
+  onProgress?: (progress: { done: number; total: number; state: JobState; runMs: number }) => void;
   /** Called with the job id once the bridge accepted it. */
   onSubmitted?: (id: string) => void;
 }
@@ -179,13 +180,13 @@ export class BridgeClient {
     try {
       let status = await this.status(id, signal);
       while (status.state === 'queued' || status.state === 'running') {
-        hooks.onProgress?.({ ...status.progress, state: status.state });
+        hooks.onProgress?.({ ...status.progress, state: status.state, runMs: status.timings?.runMs ?? 0 });
         await sleep(this.pollMs, signal);
         status = await this.status(id, signal);
       }
       if (status.state === 'cancelled') throw cancelledError();
       if (status.state === 'failed') throw new UpbridgeError((status.error?.code ?? 'UPB_INTERNAL') as ErrorCode, status.error?.message ?? 'the job failed');
-      hooks.onProgress?.({ ...status.progress, state: status.state });
+      hooks.onProgress?.({ ...status.progress, state: status.state, runMs: status.timings?.runMs ?? 0 });
       const response = await this.request('GET', `/v1/jobs/${encodeURIComponent(id)}/result?format=${encodeURIComponent(format)}`, { signal });
       return { bytes: await response.arrayBuffer(), status, headers: response.headers };
     } finally {

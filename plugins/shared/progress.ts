@@ -1,6 +1,7 @@
 /**
- * "Tiles done and time left" for a progress bar. The rate is measured from the first tile that
- * finished, not from submission, so model loading and queueing do not skew the estimate.
+ * "Tiles done and time left" for a progress bar. The rate is measured from when the job started
+ * running (not from submission, so queueing does not skew it), and from the second tile on, from
+ * the first finished tile (so loading the model does not either).
  */
 export interface ProgressView {
   done: number;
@@ -12,7 +13,10 @@ export interface ProgressView {
 }
 
 export class ProgressTracker {
-  private start?: { time: number; done: number };
+  /** When the job first reported its tile count (it is running), and the first tile finished. */
+  private running?: { time: number; done: number };
+  private firstDone?: { time: number; done: number };
+  private step = 0;
 
   constructor(
     /** Several jobs in a row (layer by layer): the bar spans all of them. */
@@ -20,22 +24,26 @@ export class ProgressTracker {
     private readonly now: () => number = () => Date.now(),
   ) {}
 
-  private step = 0;
-
   /** Starts the next job's share of the bar. */
   nextStep(): void {
     this.step = Math.min(this.step + 1, this.steps - 1);
-    this.start = undefined;
+    this.running = undefined;
+    this.firstDone = undefined;
   }
 
-  update(done: number, total: number): ProgressView {
+  /** `runMs`: how long the bridge has been running the job, when it says (its own clock). */
+  update(done: number, total: number, runMs?: number): ProgressView {
     const fractionOfStep = total > 0 ? done / total : 0;
     const fraction = Math.min(1, (this.step + fractionOfStep) / this.steps);
     const view: ProgressView = { done, total, fraction };
-    if (done > 0 && !this.start) this.start = { time: this.now(), done };
-    if (this.start && done > this.start.done) {
-      const perTile = (this.now() - this.start.time) / 1000 / (done - this.start.done);
-      // Later steps are assumed to take as long as this one per unit of progress.
+    if (total > 0 && !this.running) this.running = { time: this.now(), done };
+    if (done > 0 && !this.firstDone) this.firstDone = { time: this.now(), done };
+    // From the second tile on, the rate excludes the first tile, which also loads the model.
+    const base = this.firstDone && done > this.firstDone.done ? this.firstDone : this.running && done > this.running.done ? this.running : undefined;
+    // Before a second tile, the bridge's running time is the only measure (it includes loading).
+    const perTile = base ? (this.now() - base.time) / 1000 / (done - base.done) : runMs !== undefined && runMs > 0 && done > 0 ? runMs / 1000 / done : undefined;
+    if (perTile !== undefined) {
+      // Later steps are assumed to take as long as this one.
       const stepsAfter = this.steps - 1 - this.step;
       view.secondsLeft = perTile * (total - done) + stepsAfter * perTile * total;
     }

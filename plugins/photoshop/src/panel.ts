@@ -33,7 +33,7 @@ const TEMPLATE = `
       <sp-button class="upb-pair" variant="primary">Pair</sp-button>
     </div>
   </div>
-  <div class="upb-controls">
+  <div class="upb-controls" hidden>
     <sp-label>Model</sp-label>
     <sp-picker class="upb-model" size="s"><sp-menu slot="options"></sp-menu></sp-picker>
     <sp-detail class="upb-model-description"></sp-detail>
@@ -120,6 +120,8 @@ export class Panel {
     this.el['connection-text'].textContent = text;
     this.el.retry.hidden = state === 'ready';
     this.el.pairing.hidden = state !== 'unpaired';
+    // Until paired there is no model list and nothing to run: one step at a time.
+    this.el.controls.hidden = state !== 'ready';
     this.setEnabled(this.el.run, state === 'ready' && !this.running);
   }
 

@@ -38,7 +38,7 @@ export async function runUpscale(client: BridgeClient, request: UpscaleRequest, 
     const label = plan.reads[i].label;
     hooks.onProgress?.({ ...tracker.update(0, 0), label });
     results.push(
-      await client.upscaleRaster(reads[i].raster, { model: request.model, scale: request.scale }, { signal, onProgress: (p) => hooks.onProgress?.({ ...tracker.update(p.done, p.total), label }) }),
+      await client.upscaleRaster(reads[i].raster, { model: request.model, scale: request.scale }, { signal, onProgress: (p) => hooks.onProgress?.({ ...tracker.update(p.done, p.total, p.runMs), label }) }),
     );
     tracker.nextStep();
   }
