@@ -64,6 +64,14 @@ export async function registerSecurity(app: FastifyInstance, opts: { port: numbe
     strictPreflight: false,
   });
 
+  // Chrome's Private Network Access: a page on figma.com reaching localhost asks first, with
+  // Access-Control-Request-Private-Network on the preflight. Allowed origins get the yes.
+  app.addHook('onSend', async (request, reply) => {
+    if (request.method === 'OPTIONS' && request.headers['access-control-request-private-network'] === 'true' && reply.getHeader('access-control-allow-origin')) {
+      reply.header('access-control-allow-private-network', 'true');
+    }
+  });
+
   app.addHook('onRequest', async (request) => {
     if (request.method === 'OPTIONS' || request.routeOptions.config?.public) return;
     await authenticate(request, opts.tokens);

@@ -220,6 +220,19 @@ describe('Origin check and CORS', () => {
     }
   });
 
+  it("a Private Network Access preflight (Figma's iframe reaching localhost) is allowed for allowed origins only", async () => {
+    const preflight = (origin: string) =>
+      request(bridge.port, '/v1/jobs', {
+        method: 'OPTIONS',
+        headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization', 'access-control-request-private-network': 'true' },
+      });
+    const allowed = await preflight('null');
+    expect([allowed.status, allowed.headers['access-control-allow-private-network']]).toEqual([204, 'true']);
+    const foreign = await preflight('https://evil.example');
+    expect(foreign.status).toBe(403);
+    expect(foreign.headers['access-control-allow-private-network']).toBeUndefined();
+  });
+
   it('a CORS preflight from a foreign origin is refused (403, no CORS headers)', async () => {
     const res = await request(bridge.port, '/v1/jobs', {
       method: 'OPTIONS',
