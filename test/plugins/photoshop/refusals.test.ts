@@ -169,10 +169,15 @@ describe('cancel and failures', () => {
     const [source] = sim.reset({ documents: [photo()] });
     engine.close();
     const controller = new AbortController();
-    const run = runUpscale(clientFor(bridge), { target: 'selection', destination: 'new-layer', scale: 2, model: FAST_MODEL }, { signal: controller.signal });
+    const progress: unknown[] = [];
+    const run = runUpscale(clientFor(bridge), { target: 'selection', destination: 'new-layer', scale: 2, model: FAST_MODEL }, { signal: controller.signal, onProgress: (p) => progress.push(p) });
     const before = sim.snapshot(source);
     const jobsBefore = bridge.submitted.length;
     await engine.waitHeld(1);
+    // The user cancels while the plugin polls the running job (its first progress report comes
+    // before the upload, the second from a poll). A cancel racing the upload's response is a
+    // shared-client matter (BridgeClient.run registers its DELETE only once the POST resolved).
+    await waitFor(() => progress.length >= 2, 'the plugin polling the submitted job');
     controller.abort();
     const error = await run.catch((e) => e);
     expect(error).toBeInstanceOf(UpbridgeError);
