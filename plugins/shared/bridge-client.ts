@@ -169,13 +169,18 @@ export class BridgeClient {
     const { signal } = hooks;
     throwIfCancelled(signal);
     const search = new URLSearchParams(query).toString();
+    // Submitted without the signal: a cancel during the upload must still learn the job's id,
+    // or the job would run on unseen. The cancel takes effect right after the answer.
     const { id } = await this.json<{ id: string }>('POST', `/v1/jobs?${search}`, {
-      signal,
       body: new Uint8Array(body.buffer, body.byteOffset, body.byteLength),
       contentType,
     });
     hooks.onSubmitted?.(id);
     const cancelOnBridge = () => void this.cancel(id).catch(() => undefined);
+    if (signal?.aborted) {
+      cancelOnBridge();
+      throw cancelledError();
+    }
     signal?.addEventListener('abort', cancelOnBridge, { once: true });
     try {
       let status = await this.status(id, signal);
@@ -188,7 +193,7 @@ export class BridgeClient {
       if (status.state === 'failed') throw new UpbridgeError((status.error?.code ?? 'UPB_INTERNAL') as ErrorCode, status.error?.message ?? 'the job failed');
       hooks.onProgress?.({ ...status.progress, state: status.state, runMs: status.timings?.runMs ?? 0 });
       const response = await this.request('GET', `/v1/jobs/${encodeURIComponent(id)}/result?format=${encodeURIComponent(format)}`, { signal });
-      return { bytes: await response.arrayBuffer(), status, headers: response.headers };
+      return { bytes: await readBody(response, (r) => r.arrayBuffer(), signal), status, headers: response.headers };
     } finally {
       signal?.removeEventListener('abort', cancelOnBridge);
     }
@@ -196,7 +201,7 @@ export class BridgeClient {
 
   private async json<T>(method: string, path: string, init: RequestOptions): Promise<T> {
     const response = await this.request(method, path, init);
-    return (await response.json()) as T;
+    return readBody(response, (r) => r.json() as Promise<T>, init.signal);
   }
 
   private async request(method: string, path: string, init: RequestOptions): Promise<Response> {
@@ -239,6 +244,16 @@ async function errorFrom(response: Response): Promise<UpbridgeError> {
     // not JSON: something else answers on this port
   }
   return new UpbridgeError('UPB_INTERNAL', `unexpected answer from ${response.url || 'the bridge'}: HTTP ${response.status} ${text.slice(0, 200)}`, { status: response.status });
+}
+
+/** Reading a body can be cut by an abort (a DOMException) or by the bridge going away. */
+async function readBody<T>(response: Response, read: (r: Response) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  try {
+    return await read(response);
+  } catch (error) {
+    if (signal?.aborted) throw cancelledError();
+    throw new UpbridgeError('UPB_BRIDGE_UNREACHABLE', `the connection to the bridge broke while reading its answer: ${error instanceof Error ? error.message : String(error)}`);
+  }
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
