@@ -54,6 +54,22 @@ export class OnnxGraphBuilder {
     return name;
   }
 
+  /**
+   * An int64 initializer (shapes, pads, slice bounds). Values are bigint so INT64_MAX, ONNX's
+   * "to the end" for Slice, survives: a JS number cannot hold it exactly.
+   */
+  addInt64Initializer(base: string, dims: number[], values: readonly (number | bigint)[]): string {
+    const name = this.uniqueName(base);
+    const data = BigInt64Array.from(values, (v) => BigInt(v));
+    this.initializers.push({
+      name,
+      dims,
+      dataType: onnx.TensorProto.DataType.INT64,
+      rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    });
+    return name;
+  }
+
   addNode(opType: string, inputs: string[], outputs: string[], attributes: Record<string, AttrValue> = {}, name?: string): void {
     this.nodes.push({
       opType,
