@@ -13,6 +13,9 @@ export type ErrorCode =
   | 'UPB_MODEL_FETCH' // the registry could not be reached / the tarball could not be read
   | 'UPB_NCNN_UNSUPPORTED_LAYER'
   | 'UPB_NCNN_FORMAT' // malformed .param/.bin
+  | 'UPB_TFJS_UNSUPPORTED_LAYER' // a TF.js layer class, activation or layer option the converter does not map
+  | 'UPB_TFJS_UNSUPPORTED_MODEL' // a well-formed TF.js model the pipeline cannot run (not RGB in/out, not a whole-number upscale)
+  | 'UPB_TFJS_FORMAT' // malformed model.json, or weight data that does not match its manifest
   | 'UPB_INFERENCE' // the runtime failed on a tile even at the smallest tile size
   | 'UPB_CANCELLED'
   // Bridge server
