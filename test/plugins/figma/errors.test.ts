@@ -165,6 +165,9 @@ test('cancel mid-job: the job stops on the bridge, the window and Figma say so, 
 
     ui.cancel();
     const outcome = await waitForOutcome(ui);
+    // The DELETE is on its way; let the held tile go only once the bridge has it, or a one-tile
+    // job could finish before the cancel arrives.
+    await waitFor(() => own.submitted[0].controller.signal.aborted, 'the cancel request on the bridge');
     gated.open();
 
     expect(outcome).toEqual({ kind: 'cancelled', text: 'Upscale cancelled: nothing was changed', notes: [] });

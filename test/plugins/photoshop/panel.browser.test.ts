@@ -188,6 +188,7 @@ test('Cancel stops the job on the bridge and leaves the document as it was', asy
   await page.locator('.upb-cancel').click();
   await page.locator('.upb-message', { hasText: 'Cancelled' }).waitFor({ timeout: STEP_MS });
   const job = bridge.submitted[jobsBefore];
+  await waitFor(() => job.controller.signal.aborted, 'the cancel request on the bridge');
   // The held tile finishes, then the job stops (a running job stops within one tile).
   engine.open();
   await waitFor(() => job.state === 'cancelled', 'the job to be cancelled on the bridge');

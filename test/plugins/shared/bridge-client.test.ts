@@ -46,6 +46,7 @@ test('a cancel while the submit is in flight still cancels the job on the bridge
   controller.abort();
   expect((await rejection(run)).code).toBe('UPB_CANCELLED');
   const job = bridge.submitted[before];
+  await waitFor(() => job.controller.signal.aborted, 'the cancel request on the bridge');
   engine.open();
   await waitFor(() => job.state === 'cancelled', 'the job cancelled on the bridge');
 });
