@@ -1,172 +1,21 @@
 import { thrown } from '../../helpers';
-import * as ort from 'onnxruntime-node';
 import { halfToFloat, NcnnWeightReader } from '../../../core/convert/ncnn-bin';
 import { convertNcnnToOnnx } from '../../../core/convert/ncnn-to-onnx';
+import { at, BinWriter, conv, expectClose, floatToHalf, halfExactValues, leaky, map, nearest, param, randomTensor, run as runOn, Tensor, tensor, values, zip } from './ncnn-kit';
 
 /**
  * Tiny ncnn models built here (param text + a .bin written with DataView), converted, run with
- * ONNX Runtime and compared with plain-JS references of each ncnn layer.
- *
- * Tolerance: every input, weight and coefficient is an exact float32 value, and the references
- * compute in float64 from those same values. ONNX Runtime computes in float32; with |values| ≲ 4
- * and at most 27 products per output, the accumulated rounding error is a few float32 ulps of
- * values ≲ 8 (ulp ≈ 1e-6 at 8), so 1e-5 absolute is tight enough to catch any wrong index,
- * weight or ordering (those move values by ≥ 1e-2 here) and loose enough for float32 sums.
+ * ONNX Runtime and compared with plain-JS references of each ncnn layer (the layers the
+ * Real-ESRGAN models use; the Real-CUGAN/waifu2x layers are in ncnn-layers.test.ts). The
+ * tolerance is explained in ncnn-kit.ts.
  */
-const TOLERANCE = 1e-5;
 
 // The converter declares a 3-channel input, as the Real-ESRGAN models have.
 const C = 3;
 const H = 3;
 const W = 5;
-
-interface Tensor {
-  c: number;
-  h: number;
-  w: number;
-  d: Float64Array;
-}
-
-function tensor(c: number, h: number, w: number, fn: (c: number, y: number, x: number) => number): Tensor {
-  const d = new Float64Array(c * h * w);
-  for (let k = 0; k < c; k++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) d[(k * h + y) * w + x] = fn(k, y, x);
-  return { c, h, w, d };
-}
-
-const at = (t: Tensor, c: number, y: number, x: number) => t.d[(c * t.h + y) * t.w + x];
-const map = (t: Tensor, fn: (v: number, i: number) => number): Tensor => ({ ...t, d: t.d.map(fn) });
-const zip = (a: Tensor, b: Tensor, fn: (x: number, y: number) => number): Tensor => map(a, (v, i) => fn(v, b.d[i]));
-
-/** Deterministic float32 values in [-1, 1), with no symmetry across channels or axes. */
-function values(count: number, seed: number): Float32Array {
-  const out = new Float32Array(count);
-  let s = seed;
-  for (let i = 0; i < count; i++) {
-    s = (s * 1103515245 + 12345) & 0x7fffffff;
-    out[i] = (s / 0x7fffffff) * 2 - 1;
-  }
-  return out;
-}
-
-/** Multiples of 1/64 in [-1, 1]: exact in fp16 (and so in fp32). */
-function halfExactValues(count: number, seed: number): Float32Array {
-  return values(count, seed).map((v) => Math.round(v * 64) / 64);
-}
-
-const INPUT: Tensor = (() => {
-  const v = values(C * H * W, 7);
-  return tensor(C, H, W, (c, y, x) => v[(c * H + y) * W + x]);
-})();
-
-// ---- .param and .bin builders ----
-
-/** A .param text from layer lines; the blob count is derived from the blobs the lines name. */
-function param(...layers: string[]): string {
-  const blobs = new Set<string>();
-  for (const line of layers) {
-    const t = line.trim().split(/\s+/);
-    const n = Number(t[2]) + Number(t[3]);
-    for (const b of t.slice(4, 4 + n)) blobs.add(b);
-  }
-  return ['7767517', `${layers.length} ${blobs.size}`, ...layers, ''].join('\n');
-}
-
+const INPUT: Tensor = randomTensor(C, H, W, 7);
 const INPUT_LINE = `Input input 0 1 data 0=${W} 1=${H} 2=${C}`;
-const TAG_FP16 = 0x01306b47;
-
-/** IEEE half bits for a value that fp16 represents exactly (asserts exactness). */
-function floatToHalf(v: number): number {
-  if (v === 0) return Object.is(v, -0) ? 0x8000 : 0;
-  const sign = v < 0 ? 0x8000 : 0;
-  const a = Math.abs(v);
-  const e = Math.floor(Math.log2(a));
-  const m = (a / 2 ** e - 1) * 1024;
-  if (e < -14 || e > 15 || !Number.isInteger(m)) throw new Error(`${v} is not a normal fp16 value`);
-  return sign | ((e + 15) << 10) | m;
-}
-
-class BinWriter {
-  private readonly chunks: Uint8Array[] = [];
-
-  private push(byteLength: number, fill: (view: DataView) => void): this {
-    const bytes = new Uint8Array(byteLength);
-    fill(new DataView(bytes.buffer));
-    this.chunks.push(bytes);
-    return this;
-  }
-
-  /** ncnn load(n, 0) with tag 0: float32 data. */
-  fp32(v: ArrayLike<number>): this {
-    return this.push(4 + v.length * 4, (dv) => {
-      dv.setUint32(0, 0, true);
-      for (let i = 0; i < v.length; i++) dv.setFloat32(4 + i * 4, v[i], true);
-    });
-  }
-
-  /** ncnn load(n, 0) with the fp16 tag: half data padded to 4 bytes. */
-  fp16(v: ArrayLike<number>): this {
-    return this.push(4 + ((v.length * 2 + 3) & ~3), (dv) => {
-      dv.setUint32(0, TAG_FP16, true);
-      for (let i = 0; i < v.length; i++) dv.setUint16(4 + i * 2, floatToHalf(v[i]), true);
-    });
-  }
-
-  /** ncnn load(n, 0) with any other non-zero tag: a 256-entry float32 table, then uint8 indices padded to 4. */
-  quantised(tag: number, table: ArrayLike<number>, indices: ArrayLike<number>): this {
-    expect(table.length).toBe(256);
-    return this.push(4 + 256 * 4 + ((indices.length + 3) & ~3), (dv) => {
-      dv.setUint32(0, tag, true);
-      for (let i = 0; i < 256; i++) dv.setFloat32(4 + i * 4, table[i], true);
-      for (let i = 0; i < indices.length; i++) dv.setUint8(4 + 1024 + i, indices[i]);
-    });
-  }
-
-  /** ncnn load(n, 1): raw float32, no tag. */
-  raw(v: ArrayLike<number>): this {
-    return this.push(v.length * 4, (dv) => {
-      for (let i = 0; i < v.length; i++) dv.setFloat32(i * 4, v[i], true);
-    });
-  }
-
-  extra(byteCount: number): this {
-    return this.push(byteCount, () => undefined);
-  }
-
-  bytes(): Uint8Array {
-    const total = this.chunks.reduce((n, c) => n + c.length, 0);
-    const out = new Uint8Array(total);
-    let offset = 0;
-    for (const c of this.chunks) {
-      out.set(c, offset);
-      offset += c.length;
-    }
-    return out;
-  }
-}
-
-// ---- references ----
-
-/** ncnn Convolution (stride 1, dilation 1, zero padding), weights laid out [out][in][kh][kw]. */
-function conv(input: Tensor, weights: ArrayLike<number>, outC: number, k: number, pad: number, bias?: ArrayLike<number>): Tensor {
-  const h = input.h + 2 * pad - k + 1;
-  const w = input.w + 2 * pad - k + 1;
-  return tensor(outC, h, w, (o, y, x) => {
-    let sum = bias ? bias[o] : 0;
-    for (let i = 0; i < input.c; i++) {
-      for (let ky = 0; ky < k; ky++) {
-        for (let kx = 0; kx < k; kx++) {
-          const sy = y + ky - pad;
-          const sx = x + kx - pad;
-          if (sy < 0 || sy >= input.h || sx < 0 || sx >= input.w) continue;
-          sum += weights[((o * input.c + i) * k + ky) * k + kx] * at(input, i, sy, sx);
-        }
-      }
-    }
-    return sum;
-  });
-}
-
-const leaky = (t: Tensor, slope: number) => map(t, (v) => (v < 0 ? v * slope : v));
 
 function prelu(t: Tensor, slopes: ArrayLike<number>): Tensor {
   return tensor(t.c, t.h, t.w, (c, y, x) => {
@@ -177,11 +26,6 @@ function prelu(t: Tensor, slopes: ArrayLike<number>): Tensor {
 
 function concatChannels(a: Tensor, b: Tensor): Tensor {
   return tensor(a.c + b.c, a.h, a.w, (c, y, x) => (c < a.c ? at(a, c, y, x) : at(b, c - a.c, y, x)));
-}
-
-/** ncnn Interp nearest with integer scale: src = floor(dst / scale). */
-function nearest(t: Tensor, scaleY: number, scaleX: number): Tensor {
-  return tensor(t.c, t.h * scaleY, t.w * scaleX, (c, y, x) => at(t, c, Math.floor(y / scaleY), Math.floor(x / scaleX)));
 }
 
 /** ncnn PixelShuffle: mode 0 takes channel c*r*r + i*r + j, mode 1 takes (i*r + j)*outc + c. */
@@ -197,35 +41,11 @@ function pixelShuffle(t: Tensor, r: number, mode: 0 | 1): Tensor {
 
 // ---- running ----
 
-async function run(onnx: Uint8Array, input: Tensor = INPUT): Promise<Tensor> {
-  // Severity 3: errors only. The converter declares a 3-channel output; some models here output
-  // other channel counts on purpose, which ONNX Runtime only warns about.
-  const session = await ort.InferenceSession.create(onnx, { logSeverityLevel: 3 });
-  try {
-    expect(session.inputNames).toEqual(['input']);
-    expect(session.outputNames).toEqual(['output']);
-    const feed = new ort.Tensor('float32', Float32Array.from(input.d), [1, input.c, input.h, input.w]);
-    const result = await session.run({ input: feed });
-    const out = result.output;
-    const [n, c, h, w] = out.dims as number[];
-    expect(n).toBe(1);
-    return { c, h, w, d: Float64Array.from(out.data as Float32Array) };
-  } finally {
-    await session.release();
-  }
-}
+const run = (onnx: Uint8Array, input: Tensor = INPUT) => runOn(onnx, input);
 
 async function convertAndRun(paramText: string, bin: Uint8Array): Promise<Tensor> {
   return run(convertNcnnToOnnx(paramText, bin, 'test-model').onnx);
 }
-
-function expectClose(actual: Tensor, expected: Tensor): void {
-  expect([actual.c, actual.h, actual.w]).toEqual([expected.c, expected.h, expected.w]);
-  let worst = 0;
-  for (let i = 0; i < expected.d.length; i++) worst = Math.max(worst, Math.abs(actual.d[i] - expected.d[i]));
-  expect(worst).toBeLessThanOrEqual(TOLERANCE);
-}
-
 
 // ---- tests ----
 
@@ -500,9 +320,9 @@ describe('convertNcnnToOnnx: errors', () => {
   });
 
   test('an unsupported option of a supported layer throws UPB_NCNN_UNSUPPORTED_LAYER', () => {
-    const e = thrown(() => convertNcnnToOnnx(param(INPUT_LINE, 'Interp up0 1 1 data out 0=3'), new Uint8Array(0), 'm'));
+    const e = thrown(() => convertNcnnToOnnx(param(INPUT_LINE, 'Interp up0 1 1 data out 0=4'), new Uint8Array(0), 'm'));
     expect(e.code).toBe('UPB_NCNN_UNSUPPORTED_LAYER');
-    expect(e.message).toContain('resize type 3');
+    expect(e.message).toContain('resize type 4');
   });
 
   test('a .bin with bytes left over throws UPB_NCNN_FORMAT', () => {
