@@ -102,7 +102,6 @@ export async function registerUpscalerJsLayers(tf: unknown, scale: number): Prom
   const dir = await packageDir('thick');
   const setupFiles = pins('thick').setupFiles ?? {};
   for (const rel of Object.keys(setupFiles)) await readPinned(dir, rel, setupFiles[rel]);
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const definition = require(path.join(dir, `dist/cjs/models/esrgan-thick/src/x${scale}/index.js`)).default as { setup(tf: unknown): void };
   definition.setup(tf);
 }
