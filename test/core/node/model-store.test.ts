@@ -2,7 +2,8 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { catalogue } from '../../../core/catalogue';
-import { ModelStore, sha256 } from '../../../core/node/model-store';
+import { NcnnSource } from '../../../core/catalogue';
+import { ModelStore, REPAIR_COMMAND, sha256 } from '../../../core/node/model-store';
 
 /**
  * The store against the real registry tarball (pacote, pinned integrity). Installing into a fresh
@@ -40,17 +41,22 @@ test('installs a model once: verified .onnx plus a sidecar naming its source and
   expect((await fs.stat(installed.onnxPath)).mtimeMs).toBe(mtime);
 });
 
-test('a damaged cached model is detected and reinstalled', async () => {
+test('a damaged cached model is detected by sha256 and reported with the command that repairs it; repair reinstalls', async () => {
   const store = new ModelStore(home);
   const installed = await store.ensureOne(FAST);
   const bytes = await fs.readFile(installed.onnxPath);
   bytes[bytes.length - 1] ^= 0xff;
   await fs.writeFile(installed.onnxPath, bytes);
-  expect(await store.installed(FAST)).toBeNull();
+  const damaged = sha256(bytes);
+  // A fresh store (a new process) hashes the file again.
+  const fresh = new ModelStore(home);
+  expect(await fresh.check(FAST)).toEqual({ id: FAST, state: 'corrupt', path: installed.onnxPath, expected: installed.sha256, actual: damaged });
+  await expect(fresh.installed(FAST)).rejects.toMatchObject({ code: 'UPB_MODEL_INTEGRITY', message: expect.stringContaining(`\`${REPAIR_COMMAND}\``) });
+  await expect(fresh.ensureOne(FAST)).rejects.toMatchObject({ code: 'UPB_MODEL_INTEGRITY', message: expect.stringContaining(damaged) });
   const steps: string[] = [];
-  await store.ensureOne(FAST, (_id, step) => steps.push(step));
+  await fresh.ensure([FAST], (_id, step) => steps.push(step), { repair: true });
   expect(steps).toContain('convert');
-  expect(await store.installed(FAST)).not.toBeNull();
+  expect((await fresh.check(FAST, true)).state).toBe('ok');
 });
 
 test('an unknown model id is refused with the known ids', async () => {
@@ -65,7 +71,7 @@ describe('integrity', () => {
   };
 
   test('a source file whose sha256 differs from the pin is refused, nothing is installed', async () => {
-    const tampered = withEntry((m) => (m.source.bin.sha256 = '0'.repeat(64)));
+    const tampered = withEntry((m) => ((m.source as NcnnSource).bin.sha256 = '0'.repeat(64)));
     await expect(new ModelStore(home, tampered).ensureOne(FAST)).rejects.toMatchObject({ code: 'UPB_MODEL_INTEGRITY', message: expect.stringContaining('realesrgan-x4fast.bin') });
     await expect(fs.readdir(path.join(home, 'models'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
@@ -80,16 +86,4 @@ describe('integrity', () => {
     const tampered = withEntry((m) => (m.onnxSha256 = 'f'.repeat(64)));
     await expect(new ModelStore(home, tampered).ensureOne(FAST)).rejects.toMatchObject({ code: 'UPB_MODEL_INTEGRITY', message: expect.stringContaining('converter changed') });
   });
-});
-
-test('the catalogue is consistent: unique ids, a known default, pinned packages, sane tiling', () => {
-  const ids = catalogue.models.map((m) => m.id);
-  expect(new Set(ids).size).toBe(ids.length);
-  expect(ids).toContain(catalogue.defaultModel);
-  for (const m of catalogue.models) {
-    expect(catalogue.packages[m.source.package]?.integrity).toMatch(/^sha512-[A-Za-z0-9+/]+=*$/);
-    for (const hash of [m.source.param.sha256, m.source.bin.sha256, m.onnxSha256]) expect(hash).toMatch(/^[0-9a-f]{64}$/);
-    expect(m.overlap).toBeLessThanOrEqual(m.exactOverlap);
-    expect(m.tile).toBeGreaterThanOrEqual(16);
-  }
 });
