@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { findModel } from '../core/catalogue';
-import { upscaleRaster } from '../core/upscale';
+import { upscaleRaster, windowConventions } from '../core/upscale';
 import { decodeImage, sharpResampler } from '../core/node/image-io';
 import { ModelStore } from '../core/node/model-store';
 import { ortRunner } from '../core/node/ort-session';
@@ -16,7 +16,7 @@ export async function runBenchmark(modelId: string, size: number, imagePath: str
   const runner = await ortRunner(installed.onnxPath);
   const bytes = await sharp(imagePath).resize(size, size, { fit: 'cover' }).png().toBuffer();
   const { raster } = await decodeImage(bytes);
-  const options = { scale: entry.scale, tile: entry.tile, overlap: entry.overlap, alpha: 'model' as const };
+  const options = { scale: entry.scale, tile: entry.tile, overlap: entry.overlap, alpha: 'model' as const, ...windowConventions(entry) };
   await upscaleRaster(raster, runner, entry.scale, sharpResampler, { ...options });
   const started = performance.now();
   const result = await upscaleRaster(raster, runner, entry.scale, sharpResampler, options);

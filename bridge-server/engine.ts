@@ -11,8 +11,10 @@ export function nodeEngine(store: ModelStore = new ModelStore()): Engine {
       return ortRunner((await store.ensureOne(modelId)).onnxPath);
     },
     async readyModels() {
-      const ready = await Promise.all(catalogue.models.map(async (m) => ((await store.installed(m.id)) ? m.id : null)));
-      return ready.filter((id): id is string => id !== null);
+      // A corrupt file is "not ready" here (health must answer); using it reports the repair.
+      const ready: string[] = [];
+      for (const m of catalogue.models) if ((await store.check(m.id)).state === 'ok') ready.push(m.id);
+      return ready;
     },
     providers() {
       return ort.listSupportedBackends().filter((b) => b.bundled).map((b) => b.name);

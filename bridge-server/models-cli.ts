@@ -43,13 +43,15 @@ export function registerModelCommands(program: Command): void {
       const store = new ModelStore();
       await withCustomModels(store);
       const rows = await Promise.all(catalogue.models.map(async (m) => row(m, (await store.check(m.id)).state)));
-      if (opts.json) return void process.stdout.write(JSON.stringify({ home: store.modelsDir, models: rows }) + '\n');
+      const corrupt = rows.filter((r) => r.state === 'corrupt');
+      if (opts.json) return void process.stdout.write(JSON.stringify({ home: store.modelsDir, models: rows, ...(corrupt.length ? { repair: REPAIR_COMMAND } : {}) }) + '\n');
       process.stdout.write(`models in ${store.modelsDir}\n`);
       const width = Math.max(...rows.map((r) => r.id.length));
       for (const r of rows) {
         const state = r.state === 'ok' ? 'installed  ' : r.state === 'corrupt' ? 'CORRUPT    ' : 'installable';
         process.stdout.write(`${state}  ${r.id.padEnd(width)}  ${String(r.scale).padStart(2)}x  ${r.content.padEnd(12)} ${r.mode.padEnd(9)} ${r.name}${r.default ? '  (default)' : ''}\n`);
       }
+      if (corrupt.length) process.stdout.write(`${corrupt.length} corrupt model file(s): repair with \`${REPAIR_COMMAND}\`\n`);
     });
 
   models

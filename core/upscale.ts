@@ -289,12 +289,16 @@ async function runPass(source: Raster, sourceChannels: number[], target: Raster,
       // Context between tiles is `overlap`; at the image border always `pad` (BORDER_PAD_PX) of mirrored
       // padding, and windows never reach past it: every run sees the same border, whatever its
       // overlap or tiling.
-      const left = x0 === 0 ? -pad : Math.max(x0 - overlap, -pad);
-      const top = y0 === 0 ? -pad : Math.max(y0 - overlap, -pad);
-      // A window below the model's minimum grows to it, into mirrored pixels past the image if it
-      // must (images smaller than the minimum); what lies past the core is blended away.
-      const right = Math.max(x1 === source.width ? source.width + pad : Math.min(x1 + overlap, source.width + pad), left + minWindow);
-      const bottom = Math.max(y1 === source.height ? source.height + pad : Math.min(y1 + overlap, source.height + pad), top + minWindow);
+      let left = x0 === 0 ? -pad : Math.max(x0 - overlap, -pad);
+      let top = y0 === 0 ? -pad : Math.max(y0 - overlap, -pad);
+      let right = x1 === source.width ? source.width + pad : Math.min(x1 + overlap, source.width + pad);
+      let bottom = y1 === source.height ? source.height + pad : Math.min(y1 + overlap, source.height + pad);
+      // A window below the model's minimum grows to it: back into the image first, then into
+      // mirrored pixels past it (images smaller than the minimum). Only the core is kept.
+      left = Math.max(-pad, Math.min(left, right - minWindow));
+      top = Math.max(-pad, Math.min(top, bottom - minWindow));
+      right = Math.max(right, left + minWindow);
+      bottom = Math.max(bottom, top + minWindow);
       const out = await inferWindow(left, top, right - left, bottom - top);
       const winX0 = left * scale;
       const winY0 = top * scale;

@@ -24,11 +24,32 @@ function unsupported(file: string, why: string): UpbridgeError {
   return new UpbridgeError('UPB_MODEL_UNSUPPORTED', `${path.basename(file)}: ${why}`, { file });
 }
 
-/** A grey ramp in 0–1, [1, 3, h, w]: different per pixel, so a shape-mangling model shows. */
-function ramp(h: number, w: number): ort.Tensor {
+/** Smooth colour texture in 0.2–0.8 times `range`, [1, 3, h, w]: different per pixel and channel. */
+function texture(h: number, w: number, range: number): ort.Tensor {
   const data = new Float32Array(3 * h * w);
-  for (let i = 0; i < data.length; i++) data[i] = 0.25 + 0.5 * ((i % (h * w)) / (h * w));
+  for (let c = 0; c < 3; c++) {
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) data[(c * h + y) * w + x] = range * (0.5 + 0.3 * Math.sin(x / 3 + c) * Math.cos(y / 4 - c));
+    }
+  }
   return new ort.Tensor('float32', data, [1, 3, h, w]);
+}
+
+/** PSNR (dB, on the given range) of an output against its input enlarged by nearest neighbour. */
+function fidelity(output: Float32Array, input: Float32Array, h: number, w: number, scale: number, range: number): number {
+  const W = w * scale;
+  const H = h * scale;
+  let sum = 0;
+  for (let c = 0; c < 3; c++) {
+    for (let y = 0; y < H; y++) {
+      for (let x = 0; x < W; x++) {
+        const d = output[(c * H + y) * W + x] - input[(c * h + Math.floor(y / scale)) * w + Math.floor(x / scale)];
+        sum += d * d;
+      }
+    }
+  }
+  const mse = sum / (3 * W * H);
+  return mse === 0 ? Infinity : 10 * Math.log10((range * range) / mse);
 }
 
 export async function probeOnnxModel(file: string): Promise<ProbeResult> {
@@ -45,11 +66,13 @@ export async function probeOnnxModel(file: string): Promise<ProbeResult> {
     const [inputName] = session.inputNames;
     const [outputName] = session.outputNames;
     let scale: number | undefined;
+    let outputs: { input: ort.Tensor; output: Float32Array } | undefined;
     // Two sizes, one odd: the tiler feeds tiles of any size, so a fixed-size model cannot be used.
     for (const [h, w] of [[16, 16], [21, 18]]) {
+      const input = texture(h, w, 1);
       let out: ort.Tensor;
       try {
-        out = (await session.run({ [inputName]: ramp(h, w) }))[outputName];
+        out = (await session.run({ [inputName]: input }))[outputName];
       } catch (e) {
         throw unsupported(file, `does not take a float32 NCHW RGB image [1, 3, ${h}, ${w}] (ONNX Runtime: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}); models with a fixed input size or NHWC layout are not supported`);
       }
@@ -63,15 +86,19 @@ export async function probeOnnxModel(file: string): Promise<ProbeResult> {
         throw unsupported(file, `turns ${w}×${h} into ${dims[3]}×${dims[2]}: not one whole scale from 1 to 16`);
       }
       scale = sy;
-      const values = out.data as Float32Array;
-      let sum = 0;
-      for (const v of values) sum += v;
-      const mean = sum / values.length;
-      // The ramp's mean is 0.5; a 0–1 model keeps it near there, a 0–255 one lands far off.
-      if (!(mean > 0.2 && mean < 0.8)) {
-        throw unsupported(file, `a mid-grey input (0.5) came back with mean ${mean.toFixed(3)}: the model does not seem to work on 0–1 values (a 0–255 model needs converting to 0–1 input and output)`);
-      }
+      outputs = { input, output: out.data as Float32Array };
     }
+    // The value range: the same texture fed as 0–1 and as 0–255. A model trained on one range
+    // reproduces its input (enlarged) far better in that range; a 0–255 model fed 0–1 values sees
+    // a near-black image, and the reverse saturates.
+    const { input, output } = outputs!;
+    const as255 = (await session.run({ [inputName]: texture(21, 18, 255) }))[outputName].data as Float32Array;
+    const fit1 = fidelity(output, input.data as Float32Array, 21, 18, scale!, 1);
+    const fit255 = fidelity(as255, (input.data as Float32Array).map((v) => v * 255), 21, 18, scale!, 255);
+    if (fit255 > fit1 + 3) {
+      throw unsupported(file, `works on 0–255 values (it reproduces a 0–255 input at ${fit255.toFixed(1)} dB, a 0–1 input at ${fit1.toFixed(1)} dB): convert it to take and return 0–1 values`);
+    }
+    if (fit1 < 12) throw unsupported(file, `does not reproduce its input (${fit1.toFixed(1)} dB against a plain enlargement): not an upscaler the pipeline can drive`);
     return { scale: scale!, inputName, outputName };
   } finally {
     await session.release().catch(() => undefined);
@@ -82,7 +109,8 @@ function customEntry(id: string, file: string, hash: string, probe: ProbeResult)
   return {
     id,
     name: `Custom: ${path.basename(file, '.onnx')}`,
-    description: `Your own ONNX model (${file}), ${probe.scale}x as probed.`,
+    // The file name only: /v1/models is served to every paired client.
+    description: `Your own ONNX model (${path.basename(file)}), ${probe.scale}x as probed.`,
     architecture: 'custom ONNX',
     scale: probe.scale,
     licence: 'as supplied by you',
@@ -117,7 +145,7 @@ export async function registerCustomModel(file: string, cacheDir: string, into: 
   });
   const hash = sha256(bytes);
   const probe = await probeCached(absolute, hash, cacheDir);
-  const entry = customEntry(`${CUSTOM_PREFIX}${path.basename(absolute, '.onnx')}`, absolute, hash, probe);
+  const entry = customEntry(`${CUSTOM_PREFIX}${path.basename(absolute).replace(/\.onnx$/i, '')}`, absolute, hash, probe);
   const existing = into.models.findIndex((m) => m.id === entry.id);
   if (existing >= 0) into.models[existing] = entry;
   else into.models.push(entry);
@@ -133,7 +161,7 @@ export async function registerCustomModels(modelsDir: string, into: Catalogue = 
   const names = await fs.readdir(dir).catch(() => [] as string[]);
   const models: ModelEntry[] = [];
   const problems: UpbridgeError[] = [];
-  for (const name of names.filter((n) => n.endsWith('.onnx')).sort()) {
+  for (const name of names.filter((n) => n.toLowerCase().endsWith('.onnx')).sort()) {
     try {
       models.push(await registerCustomModel(path.join(dir, name), dir, into));
     } catch (e) {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { createReadStream, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import envPaths from 'env-paths';
 import { Catalogue, catalogue as defaultCatalogue, findModel, ModelEntry, NcnnSource, SourceFile, sourceFiles, TfjsSource } from '../catalogue';
@@ -71,8 +71,27 @@ export class ModelStore {
     return { onnx: path.join(this.modelsDir, `${id}.onnx`), sidecar: path.join(this.modelsDir, `${id}.json`) };
   }
 
-  /** Files already hashed, by path → "size:mtime": hashing x4plus (67 MB) takes ~0.4 s. */
-  private readonly verified = new Map<string, string>();
+  /**
+   * Hashes already computed, by path, with the file's "size:mtime" then: hashing x4plus (67 MB)
+   * takes ~0.4 s, and health checks ask often. In-flight hashes are shared.
+   */
+  private readonly hashed = new Map<string, { stamp: string; hash: Promise<string> }>();
+
+  private hashFile(file: string, stamp: string, force: boolean): Promise<string> {
+    const known = this.hashed.get(file);
+    if (known && known.stamp === stamp && !force) return known.hash;
+    // Streamed: the catalogue's models total hundreds of MB.
+    const hash = new Promise<string>((resolve, reject) => {
+      const h = createHash('sha256');
+      createReadStream(file)
+        .on('data', (chunk) => h.update(chunk))
+        .on('error', reject)
+        .on('end', () => resolve(h.digest('hex')));
+    });
+    this.hashed.set(file, { stamp, hash });
+    hash.catch(() => this.hashed.delete(file));
+    return hash;
+  }
 
   /** Hashes the model's .onnx against its pin (`force` ignores the size+mtime cache). */
   async check(id: string, force = false): Promise<ModelCheck> {
@@ -85,10 +104,8 @@ export class ModelStore {
     } catch {
       return { id, state: 'missing', path: file };
     }
-    if (!force && this.verified.get(file) === stamp) return { id, state: 'ok', path: file };
-    const actual = sha256(await fs.readFile(file));
+    const actual = await this.hashFile(file, stamp, force);
     if (actual !== entry.onnxSha256) return { id, state: 'corrupt', path: file, expected: entry.onnxSha256, actual };
-    this.verified.set(file, stamp);
     return { id, state: 'ok', path: file };
   }
 
@@ -111,7 +128,7 @@ export class ModelStore {
   async ensure(ids: string[], onStep?: (id: string, step: InstallStep) => void, options: { repair?: boolean } = {}): Promise<Map<string, InstalledModel>> {
     const result = new Map<string, InstalledModel>();
     const missing: ModelEntry[] = [];
-    for (const id of ids) {
+    for (const id of [...new Set(ids)]) {
       const found = await this.check(id);
       const entry = this.entry(id);
       if (found.state === 'ok') result.set(id, { entry, onnxPath: found.path, sha256: entry.onnxSha256 });
@@ -136,8 +153,19 @@ export class ModelStore {
     return result;
   }
 
+  /** Installs in progress, by id: two jobs asking for the same new model share one download. */
+  private readonly installing = new Map<string, Promise<InstalledModel>>();
+
   async ensureOne(id: string, onStep?: (id: string, step: InstallStep) => void): Promise<InstalledModel> {
-    return (await this.ensure([id], onStep)).get(id)!;
+    const pending = this.installing.get(id);
+    if (pending) return pending;
+    const install = this.ensure([id], onStep).then((m) => m.get(id)!);
+    this.installing.set(id, install);
+    try {
+      return await install;
+    } finally {
+      this.installing.delete(id);
+    }
   }
 
   private async readVerified(dir: string, entry: ModelEntry, file: SourceFile): Promise<Buffer> {

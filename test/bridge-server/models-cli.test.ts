@@ -52,7 +52,10 @@ test('verify finds a corrupt model by sha256, names the repair command, exits 1;
   expect(bad.code).toBe(1);
   expect(bad.stdout).toMatch(new RegExp(`CORRUPT  ${FAST}`));
   expect(bad.stdout).toContain(`sha256 ${sha256(bytes)}`);
-  expect(bad.stderr).toMatch(/UPB_MODEL_INTEGRITY|corrupt model\(s\): realesr-general-x4v3; repair with `upbridge models verify --repair`/);
+  expect(bad.stderr).toMatch(/corrupt model\(s\): realesr-general-x4v3; repair with `upbridge models verify --repair`/);
+  const listed = await cli('models', 'list');
+  expect(listed.stdout).toMatch(/CORRUPT\s+realesr-general-x4v3/);
+  expect(listed.stdout).toContain('1 corrupt model file(s): repair with `upbridge models verify --repair`');
 
   // Using it is refused with the same advice, not silently re-downloaded.
   const use = await cli('upscale', SAMPLE, '-o', path.join(home, 'out.png'), '--model', FAST);
@@ -82,16 +85,19 @@ test('install without ids or --all is refused with what to do', async () => {
 });
 
 describe('custom models', () => {
-  /** A tiny 2x model in 0–1 (nearest neighbour), or a broken variant of it. */
+  /**
+   * A tiny 2x model in 0–1 (nearest neighbour), or a broken variant: one built for 0–255 values
+   * (it clamps below 100, which keeps a 0–255 image mostly intact and flattens a 0–1 one), or NHWC.
+   */
   function tinyModel(variant: 'good' | 'range255' | 'nhwc'): Uint8Array {
     const b = new OnnxGraphBuilder();
     b.addInput('input', variant === 'nhwc' ? [1, 'h', 'w', 3] : [1, 3, 'h', 'w']);
     const scales = b.addFloatInitializer('scales', [4], [1, 1, 2, 2]);
     let x = 'input';
     if (variant === 'range255') {
-      const k = b.addFloatInitializer('k', [1], [255]);
-      b.addNode('Mul', [x, k], ['scaled']);
-      x = 'scaled';
+      const floor = b.addFloatInitializer('floor', [1], [100]);
+      b.addNode('Max', [x, floor], ['clamped']);
+      x = 'clamped';
     }
     b.addNode('Resize', [x, '', scales], ['output'], { mode: 'nearest' });
     b.addOutput('output', [1, 3, 'H', 'W']);
@@ -123,7 +129,7 @@ describe('custom models', () => {
 
   test('models the pipeline cannot drive are refused with the reason; a bad file in models/custom is only a warning', async () => {
     for (const [variant, reason] of [
-      ['range255', /does not seem to work on 0–1 values/],
+      ['range255', /works on 0–255 values .*convert it to take and return 0–1 values/],
       ['nhwc', /does not take a float32 NCHW RGB image|not one whole scale|returns float32/],
     ] as const) {
       const file = path.join(home, `${variant}.onnx`);

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { catalogue } from '../../../core/catalogue';
 import { NcnnSource } from '../../../core/catalogue';
 import { ModelStore, REPAIR_COMMAND, sha256 } from '../../../core/node/model-store';
+import { nodeEngine } from '../../../bridge-server/engine';
 
 /**
  * The store against the real registry tarball (pacote, pinned integrity). Installing into a fresh
@@ -86,4 +87,15 @@ describe('integrity', () => {
     const tampered = withEntry((m) => (m.onnxSha256 = 'f'.repeat(64)));
     await expect(new ModelStore(home, tampered).ensureOne(FAST)).rejects.toMatchObject({ code: 'UPB_MODEL_INTEGRITY', message: expect.stringContaining('converter changed') });
   });
+});
+
+test("the bridge's readiness list leaves a corrupt model out instead of failing (health must answer)", async () => {
+  const store = new ModelStore(home);
+  const installed = await store.ensureOne(FAST);
+  const engine = nodeEngine(new ModelStore(home));
+  expect(await engine.readyModels()).toEqual([FAST]);
+  const bytes = await fs.readFile(installed.onnxPath);
+  bytes[10] ^= 1;
+  await fs.writeFile(installed.onnxPath, bytes);
+  expect(await nodeEngine(new ModelStore(home)).readyModels()).toEqual([]);
 });
