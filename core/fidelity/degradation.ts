@@ -59,22 +59,24 @@ export function checkScale(result: { width: number; height: number }, input: { w
 /**
  * LR-PSNR in dB: PSNR between D(result) and the input, over the colour channels, on the input's
  * 0..max scale (255 for 8-bit). D(result) is not rounded: rounding it would add up to ½ level of
- * error that belongs to the measurement, not to the result. Infinity when consistent to the last bit.
+ * error that belongs to the measurement, not to the result. D runs on the raw levels, so a result
+ * consistent to the last bit gives Infinity at power-of-two scales (and above 140 dB at others).
  * `scale`, when given, is checked against the sizes (D itself takes the exact size ratio).
  */
 export function lrPsnr(result: Raster, input: Raster, scale?: number): number {
   if (scale !== undefined) checkScale(result, input, scale);
-  const down = degrade(toFloat(result), input.width, input.height);
-  const original = toFloat(input);
+  const down = degrade(toFloat(result, 'levels'), input.width, input.height);
+  const original = toFloat(input, 'levels');
   checkSameChannels(down, original, 'lrPsnr');
   const max = maxValue(input.depth);
+  const toInput = max / maxValue(result.depth);
   const n = input.width * input.height;
   const a = new Float64Array(n * down.planes.length);
   const b = new Float64Array(n * down.planes.length);
   down.planes.forEach((p, c) => {
     for (let i = 0; i < n; i++) {
-      a[c * n + i] = p[i] * max;
-      b[c * n + i] = Math.round(original.planes[c][i] * max);
+      a[c * n + i] = p[i] * toInput;
+      b[c * n + i] = original.planes[c][i];
     }
   });
   return psnr(a, b, max).db;

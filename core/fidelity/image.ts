@@ -16,11 +16,15 @@ export function createFloatImage(width: number, height: number, channels: number
   return { width, height, planes: Array.from({ length: channels }, () => new Float32Array(width * height)) };
 }
 
-/** The colour channels of a raster (1 for grey, 3 for RGB) as 0..1 planes. */
-export function toFloat(raster: Raster): FloatImage {
+/**
+ * The colour channels of a raster (1 for grey, 3 for RGB) as 0..1 planes, or as the raw levels
+ * (0..255, 0..65535) where a measurement wants sums without rounding (float32 holds every level
+ * exactly, and a box mean of power-of-two size stays exact).
+ */
+export function toFloat(raster: Raster, range: 'unit' | 'levels' = 'unit'): FloatImage {
   const channels = colourChannels(raster.channels);
   const out = createFloatImage(raster.width, raster.height, channels);
-  const scale = 1 / maxValue(raster.depth);
+  const scale = range === 'unit' ? 1 / maxValue(raster.depth) : 1;
   const n = raster.width * raster.height;
   for (let c = 0; c < channels; c++) {
     const plane = out.planes[c];
