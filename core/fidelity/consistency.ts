@@ -19,10 +19,15 @@ import { checkScale, degrade, lift } from './degradation';
 import { checkSameChannels, FloatImage, toFloat, toRaster } from './image';
 
 /**
- * Rounds of smooth project-then-clip. The first does all the work where nothing clips; the others
- * pull back what the clip took where the model's detail sits next to black or white.
+ * Rounds of smooth project-then-clip, at most. The first does all the work where nothing clips;
+ * the others pull back what the clip took where the model's detail sits next to black or white,
+ * until a round lowers the RMS residual by less than 1 − STALL. At integer scales the settle
+ * below is exact whatever is left, so a few rounds only keep its (blockier) share small. At
+ * fractional scales it is not, and rounds are what counts: measured on the noisy foliage fixture
+ * (realesr-general-x4v3, 2.5x) 3 rounds leave 42.9 dB, 6 45.3, 12 47.3, 24 48.4.
  */
-const SMOOTH_ROUNDS = 3;
+const SMOOTH_ROUNDS = { integer: 3, fractional: 16 };
+const STALL = 0.97;
 
 /** Sweeps of the local settle (see settle()); footprints overlap only at fractional scales. */
 const SETTLE_SWEEPS = 4;
@@ -44,18 +49,20 @@ export interface Projection {
 }
 
 /** y − D(x) per plane, and its largest magnitude. */
-function residual(x: FloatImage, input: FloatImage): { planes: Float32Array[]; worst: number } {
+function residual(x: FloatImage, input: FloatImage): { planes: Float32Array[]; worst: number; rms: number } {
   const down = degrade(x, input.width, input.height);
   let worst = 0;
+  let squared = 0;
   const planes = down.planes.map((p, c) => {
     const plane = new Float32Array(p.length);
     for (let i = 0; i < p.length; i++) {
-      plane[i] = input.planes[c][i] - p[i];
-      worst = Math.max(worst, Math.abs(plane[i]));
+      const r = (plane[i] = input.planes[c][i] - p[i]);
+      worst = Math.max(worst, Math.abs(r));
+      squared += r * r;
     }
     return plane;
   });
-  return { planes, worst };
+  return { planes, worst, rms: Math.sqrt(squared / (planes.length * input.width * input.height)) };
 }
 
 /** The projection on float images: `input` at LR size, `result` at output size, both 0..1. */
@@ -65,7 +72,9 @@ export function projectFloat(result: FloatImage, input: FloatImage, inputMax = 2
   let x = result;
   let rounds = 0;
   let r = residual(x, input);
-  while (r.worst > tolerance && rounds < SMOOTH_ROUNDS) {
+  const integer = result.width % input.width === 0 && result.height % input.height === 0;
+  const maxRounds = integer ? SMOOTH_ROUNDS.integer : SMOOTH_ROUNDS.fractional;
+  while (r.worst > tolerance && rounds < maxRounds) {
     const correction = lift({ width: input.width, height: input.height, planes: r.planes }, x.width, x.height);
     x = {
       width: x.width,
@@ -81,7 +90,9 @@ export function projectFloat(result: FloatImage, input: FloatImage, inputMax = 2
       }),
     };
     rounds++;
+    const previous = r.rms;
     r = residual(x, input);
+    if (r.rms > STALL * previous) break;
   }
   const smoothResidualLevels = r.worst * inputMax;
   if (r.worst > tolerance) {
@@ -147,14 +158,14 @@ function settle(image: FloatImage, input: FloatImage, tolerance: number): FloatI
       }
     });
   };
-  const squaredError = () => residual({ width: image.width, height: image.height, planes }, input).planes.reduce((sum, p) => p.reduce((s, r) => s + r * r, sum), 0);
+  const rmsError = () => residual({ width: image.width, height: image.height, planes }, input).rms;
 
   sweep(true);
-  let error = squaredError();
+  let error = rmsError();
   for (let k = 0; k < SETTLE_SWEEPS && error > 0; k++) {
     const before = planes.map((p) => p.slice());
     sweep(false);
-    const after = squaredError();
+    const after = rmsError();
     if (after >= error) {
       planes = before;
       break;
