@@ -85,8 +85,15 @@ export interface ModelEntry {
   customPath?: string;
 }
 
+export type ModeDefaults = Record<'photo' | 'illustration', Record<ModelMode, string>>;
+
 export interface Catalogue {
   defaultModel: string;
+  /**
+   * The model each mode uses for each content type, chosen from the quality table
+   * (`npm run quality`, bench/quality.json): the highest 4x PSNR among the models of that mode.
+   */
+  modeDefaults: ModeDefaults;
   packages: Record<string, { integrity: string; note?: string }>;
   models: ModelEntry[];
 }
@@ -122,4 +129,9 @@ export function findModel(id: string, from: Catalogue = catalogue): ModelEntry {
 export function startupModelIds(from: Catalogue = catalogue): string[] {
   const pkg = findModel(from.defaultModel, from).source.package;
   return from.models.filter((m) => m.source.package === pkg && !m.customPath).map((m) => m.id);
+}
+
+/** The model a mode uses for a content type ('any' counts as photo). */
+export function modelForMode(content: ContentType, mode: ModelMode, from: Catalogue = catalogue): ModelEntry {
+  return findModel(from.modeDefaults[content === 'illustration' ? 'illustration' : 'photo'][mode], from);
 }

@@ -14,7 +14,7 @@ import { catalogue, ModelEntry } from '../core/catalogue';
 import { lumaBt601, psnr, shave, ssim } from '../core/metrics';
 import { sharpResampler } from '../core/node/image-io';
 import { ModelStore } from '../core/node/model-store';
-import { ortRunner } from '../core/node/ort-session';
+import { ortRunner, releaseOrtRunners } from '../core/node/ort-session';
 import { Raster } from '../core/raster';
 import { upscaleRaster, windowConventions } from '../core/upscale';
 
@@ -76,6 +76,9 @@ async function main(): Promise<void> {
     sums.set(key, acc);
   };
 
+  // Every image's ground truth and bicubic input first (small), then one model at a time over
+  // all of them, its session released afterwards: 41 cached sessions would hold many GB.
+  const cases: Array<{ name: string; set: 'photo' | 'illustration'; scale: number; truth: Raster; lr: Raster }> = [];
   for (const file of files) {
     const name = path.basename(file, path.extname(file));
     const set = ILLUSTRATIONS.has(name) ? 'illustration' : 'photo';
@@ -84,18 +87,23 @@ async function main(): Promise<void> {
       const width = hr.width - (hr.width % scale);
       const height = hr.height - (hr.height % scale);
       const truth: Raster = { width, height, channels: 3, depth: 8, data: new Uint8Array(await toSharp(hr).extract({ left: 0, top: 0, width, height }).raw().toBuffer()) };
-      const lr = await resize(truth, truth.width / scale, truth.height / scale, 'cubic');
-      add('bicubic', scale, set, score(await resize(lr, truth.width, truth.height, 'cubic'), truth, scale), 0);
-      add('lanczos', scale, set, score(await resize(lr, truth.width, truth.height, 'lanczos3'), truth, scale), 0);
-      for (const model of models as ModelEntry[]) {
-        if (scale === 2 && model.scale !== 2) continue;
-        const runner = await ortRunner((await store.installed(model.id))!.onnxPath);
-        const started = Date.now();
-        const { raster } = await upscaleRaster(lr, runner, model.scale, sharpResampler, { scale, tile: model.tile, overlap: model.overlap, alpha: 'model', ...windowConventions(model) });
-        add(model.id, scale, set, score(raster, truth, scale), (Date.now() - started) / 1000);
-      }
-      process.stderr.write(`${name} ${scale}x done\n`);
+      const lr = await resize(truth, width / scale, height / scale, 'cubic');
+      cases.push({ name, set, scale, truth, lr });
+      add('bicubic', scale, set, score(await resize(lr, width, height, 'cubic'), truth, scale), 0);
+      add('lanczos', scale, set, score(await resize(lr, width, height, 'lanczos3'), truth, scale), 0);
     }
+  }
+  for (const model of models as ModelEntry[]) {
+    const onnxPath = (await store.installed(model.id))!.onnxPath;
+    const runner = await ortRunner(onnxPath);
+    for (const c of cases) {
+      if (c.scale === 2 && model.scale !== 2) continue;
+      const started = Date.now();
+      const { raster } = await upscaleRaster(c.lr, runner, model.scale, sharpResampler, { scale: c.scale, tile: model.tile, overlap: model.overlap, alpha: 'model', ...windowConventions(model) });
+      add(model.id, c.scale, c.set, score(raster, c.truth, c.scale), (Date.now() - started) / 1000);
+    }
+    await releaseOrtRunners(onnxPath);
+    process.stderr.write(`${model.id} done\n`);
   }
 
   const rows: Row[] = [...sums.values()].map((a) => ({ method: a.method, scale: a.scale, set: a.set, psnr: +(a.psnr / a.n).toFixed(2), ssim: +(a.ssim / a.n).toFixed(4), images: a.n, seconds: +(a.seconds / a.n).toFixed(2) }));

