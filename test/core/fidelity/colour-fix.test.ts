@@ -17,7 +17,7 @@ function tinted(r: Raster, shift: (x: number, y: number) => number[]): Raster {
   return rasterFrom(r.width, r.height, 3, (x, y, c) => Math.min(255, Math.max(0, r.data[(y * r.width + x) * r.channels + c] + shift(x, y)[c])));
 }
 
-const maxAbs = (a: Raster, b: Raster) => a.data.reduce((m, v, i) => Math.max(m, Math.abs(v - b.data[i])), 0);
+const maxAbs = (a: Raster, b: Raster) => Array.from(a.data).reduce((m, v, i) => Math.max(m, Math.abs(v - b.data[i])), 0);
 
 describe('wavelet colour fix on a real model output', () => {
   let input: Raster;

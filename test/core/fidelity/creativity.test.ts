@@ -5,8 +5,8 @@ import { Raster } from '../../../core/raster';
 import { thrown } from '../../helpers';
 import { CREATIVE, crop, FAST, fixture, rasterFrom, upscale } from './kit';
 
-const l1 = (a: Raster, b: Raster) => a.data.reduce((s, v, i) => s + Math.abs(v - b.data[i]), 0);
-const l2 = (a: Raster, b: Raster) => a.data.reduce((s, v, i) => s + (v - b.data[i]) ** 2, 0);
+const l1 = (a: Raster, b: Raster) => Array.from(a.data).reduce((s, v, i) => s + Math.abs(v - b.data[i]), 0);
+const l2 = (a: Raster, b: Raster) => Array.from(a.data).reduce((s, v, i) => s + (v - b.data[i]) ** 2, 0);
 
 describe('creativity between two real results', () => {
   let input: Raster;
