@@ -2,6 +2,8 @@
  * manifest/models.json is the single source of truth for every model: checked here against a
  * typebox schema and the rules the store and pipeline rely on.
  */
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { Type } from 'typebox';
 import { Value } from 'typebox/value';
 import { catalogue, CONTENT_TYPES, MODEL_MODES, modelForMode, sourceFiles, startupModelIds } from '../../core/catalogue';
@@ -112,6 +114,9 @@ test('files shared between models have one hash; npm start prepares only the def
 });
 
 test('each mode default names a model of that mode made for that content, as the quality table chose', () => {
+  // bench/quality.json is the table `npm run quality` wrote: its choice is the catalogue's.
+  const table = JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'bench', 'quality.json'), 'utf8'));
+  expect(catalogue.modeDefaults).toEqual(table.modeDefaults);
   for (const content of ['photo', 'illustration'] as const) {
     for (const mode of MODEL_MODES) {
       const model = modelForMode(content, mode);
