@@ -42,6 +42,33 @@ export function formatError(layer: NcnnLayer, what: string): UpbridgeError {
 }
 
 /** Input `index` of a layer that works on feature maps only; a 1-D blob there is an error, not a silent broadcast. */
+/**
+ * The kernel parameters Convolution and Deconvolution share, with ncnn's ids and defaults
+ * (convolution.cpp / deconvolution.cpp load_param): each *_h falls back to its *_w.
+ */
+export function kernelParams(layer: NcnnLayer) {
+  const kernelW = intParam(layer, 1, 0);
+  const dilationW = intParam(layer, 2, 1);
+  const strideW = intParam(layer, 3, 1);
+  const padLeft = intParam(layer, 4, 0);
+  const padTop = intParam(layer, 14, padLeft);
+  return {
+    numOutput: intParam(layer, 0, 0),
+    kernelW,
+    kernelH: intParam(layer, 11, kernelW),
+    dilationW,
+    dilationH: intParam(layer, 12, dilationW),
+    strideW,
+    strideH: intParam(layer, 13, strideW),
+    padLeft,
+    padRight: intParam(layer, 15, padLeft),
+    padTop,
+    padBottom: intParam(layer, 16, padTop),
+    biasTerm: intParam(layer, 5, 0),
+    weightDataSize: intParam(layer, 6, 0),
+  };
+}
+
 export function featureMap(layer: NcnnLayer, ctx: ConvertContext, index = 0): string {
   const blob = layer.inputs[index];
   const tensor = ctx.tensorOf(blob);

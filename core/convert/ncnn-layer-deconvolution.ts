@@ -1,4 +1,4 @@
-import { featureMap, formatError, LayerConverter, opWithActivation, unsupported } from './ncnn-context';
+import { featureMap, formatError, kernelParams, LayerConverter, opWithActivation, unsupported } from './ncnn-context';
 import { intParam } from './ncnn-param';
 
 /**
@@ -10,23 +10,11 @@ import { intParam } from './ncnn-param';
  * output_padding. ncnn stores the weights [out][in][kh][kw]; ConvTranspose wants [in][out][kh][kw].
  */
 export const deconvolution: LayerConverter = (layer, ctx) => {
-  const numOutput = intParam(layer, 0, 0);
-  const kernelW = intParam(layer, 1, 0);
-  const kernelH = intParam(layer, 11, kernelW);
-  const dilationW = intParam(layer, 2, 1);
-  const dilationH = intParam(layer, 12, dilationW);
-  const strideW = intParam(layer, 3, 1);
-  const strideH = intParam(layer, 13, strideW);
-  const padLeft = intParam(layer, 4, 0);
-  const padRight = intParam(layer, 15, padLeft);
-  const padTop = intParam(layer, 14, padLeft);
-  const padBottom = intParam(layer, 16, padTop);
+  const { numOutput, kernelW, kernelH, dilationW, dilationH, strideW, strideH, padLeft, padRight, padTop, padBottom, biasTerm, weightDataSize } = kernelParams(layer);
   const outputPadRight = intParam(layer, 18, 0);
   const outputPadBottom = intParam(layer, 19, outputPadRight);
   const outputW = intParam(layer, 20, 0);
   const outputH = intParam(layer, 21, outputW);
-  const biasTerm = intParam(layer, 5, 0);
-  const weightDataSize = intParam(layer, 6, 0);
   if (intParam(layer, 28, 0) !== 0) throw unsupported(layer, 'dynamic weights (28=1)');
   // Negative pads are ncnn's "SAME" markers, resolved against output_w/output_h at run time.
   if ([padLeft, padRight, padTop, padBottom].some((p) => p < 0)) throw unsupported(layer, `padding ${[padLeft, padRight, padTop, padBottom].join(',')}`);

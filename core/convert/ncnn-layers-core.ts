@@ -1,5 +1,5 @@
 import { UpbridgeError } from '../errors';
-import { BlobRank, ConvertContext, featureMap, LayerConverter, onnxAxis, opWithActivation, unsupported } from './ncnn-context';
+import { BlobRank, ConvertContext, featureMap, kernelParams, LayerConverter, onnxAxis, opWithActivation, unsupported } from './ncnn-context';
 import { arrayParam, floatParam, intParam, NcnnLayer } from './ncnn-param';
 
 /**
@@ -9,20 +9,8 @@ import { arrayParam, floatParam, intParam, NcnnLayer } from './ncnn-param';
  */
 
 export const convolution: LayerConverter = (layer, ctx) => {
-  const numOutput = intParam(layer, 0, 0);
-  const kernelW = intParam(layer, 1, 0);
-  const kernelH = intParam(layer, 11, kernelW);
-  const dilationW = intParam(layer, 2, 1);
-  const dilationH = intParam(layer, 12, dilationW);
-  const strideW = intParam(layer, 3, 1);
-  const strideH = intParam(layer, 13, strideW);
-  const padLeft = intParam(layer, 4, 0);
-  const padRight = intParam(layer, 15, padLeft);
-  const padTop = intParam(layer, 14, padLeft);
-  const padBottom = intParam(layer, 16, padTop);
+  const { numOutput, kernelW, kernelH, dilationW, dilationH, strideW, strideH, padLeft, padRight, padTop, padBottom, biasTerm, weightDataSize } = kernelParams(layer);
   const padValue = floatParam(layer, 18, 0);
-  const biasTerm = intParam(layer, 5, 0);
-  const weightDataSize = intParam(layer, 6, 0);
   if (intParam(layer, 8, 0) !== 0) throw unsupported(layer, 'int8 quantisation');
   if (intParam(layer, 19, 0) !== 0) throw unsupported(layer, 'dynamic weights');
   if (padValue !== 0) throw unsupported(layer, `pad value ${padValue}`);
