@@ -6,6 +6,7 @@ import { freePort } from './bridge-harness';
 import { buildBridge, Bridge } from '../../bridge-server/app';
 import { nodeEngine } from '../../bridge-server/engine';
 import { Pairing, TokenStore } from '../../bridge-server/tokens';
+import { CHROMIUM, STEP_MS, within, recordProgress, progressLog } from '../browser';
 
 /**
  * The bridge's own page in a real browser (Debian's chromium, driven by playwright-core), against
@@ -13,23 +14,14 @@ import { Pairing, TokenStore } from '../../bridge-server/tokens';
  * its download link, cancelling, and a readable error. Needs `npm run build` (dist/page), which
  * `npm test` runs first, and /usr/bin/chromium, which .ci/run installs.
  */
-const CHROMIUM = '/usr/bin/chromium';
 const ROOT = path.join(__dirname, '..', '..');
 const SAMPLE = path.join(ROOT, 'test', 'fixtures', 'ncnn-reference', 'input-a.png');
 const PHOTO = path.join(ROOT, 'test', 'fixtures', 'photo-161x121.png');
 const SCREENSHOT = path.join(os.tmpdir(), 'upbridge-page.png');
-const STEP_MS = 30_000;
 
 jest.setTimeout(60_000);
 
 /** Playwright's own waits have timeouts, page.evaluate and launch/close may not: bound everything. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 let tmpDir: string;
 let tokens: TokenStore;
@@ -101,21 +93,6 @@ async function openPage(): Promise<Page> {
   return page;
 }
 
-/** Records every text the progress line shows, from before the click until the end. */
-async function recordProgress(page: Page): Promise<void> {
-  await within(
-    page.evaluate(() => {
-      const w = window as unknown as { progressLog: string[] };
-      w.progressLog = [];
-      const text = document.getElementById('progress-text')!;
-      new MutationObserver(() => w.progressLog.push(text.textContent ?? '')).observe(text, { childList: true, characterData: true, subtree: true });
-    }),
-    STEP_MS,
-    'installing the progress recorder',
-  );
-}
-
-const progressLog = (page: Page) => within(page.evaluate(() => (window as unknown as { progressLog: string[] }).progressLog), STEP_MS, 'reading the progress log');
 
 test('pairs itself, upscales a PNG with progress, and shows the result with a download link', async () => {
   const page = await openPage();

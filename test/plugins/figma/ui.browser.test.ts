@@ -8,6 +8,7 @@ import { syntheticRaster } from '../../helpers';
 import { freePort, GatedEngine, startBridge, TestBridge, waitFor } from '../../bridge-server/bridge-harness';
 import { FigmaSim, rectangle, setUp, SimRectangle } from './figma-sim';
 import { decode, imagePaint, png } from './plugin-harness';
+import { CHROMIUM, STEP_MS, within, recordProgress, progressLog } from '../../browser';
 
 /**
  * The built UI (dist/figma/ui.html) in Debian's Chromium, as Figma runs it: in a sandboxed iframe
@@ -17,21 +18,12 @@ import { decode, imagePaint, png } from './plugin-harness';
  *
  * UPBRIDGE_UPDATE_SCREENSHOTS=1 also writes plugins/figma/screenshot-ui.png (the README's picture).
  */
-const CHROMIUM = '/usr/bin/chromium';
 const ROOT = path.join(__dirname, '..', '..', '..');
 const UI_HTML = path.join(ROOT, 'dist', 'figma', 'ui.html');
 const README_SCREENSHOT = path.join(ROOT, 'plugins', 'figma', 'screenshot-ui.png');
-const STEP_MS = 30_000;
 
 jest.setTimeout(90_000);
 
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 /**
  * The page ↔ test boundary is playwright's JSON, so bytes cross it as base64 and are turned back
@@ -127,20 +119,6 @@ async function open(sim: FigmaSim): Promise<Session> {
   return { page, ui, pageErrors };
 }
 
-async function recordProgress(ui: Frame): Promise<void> {
-  await within(
-    ui.evaluate(() => {
-      const w = window as unknown as { progressLog: string[] };
-      w.progressLog = [];
-      const text = document.getElementById('progress-text')!;
-      new MutationObserver(() => w.progressLog.push(text.textContent ?? '')).observe(text, { childList: true, characterData: true, subtree: true });
-    }),
-    STEP_MS,
-    'installing the progress recorder',
-  );
-}
-
-const progressLog = (ui: Frame) => within(ui.evaluate(() => (window as unknown as { progressLog: string[] }).progressLog), STEP_MS, 'reading the progress log');
 
 describe('with a bridge', () => {
   let bridge: TestBridge;

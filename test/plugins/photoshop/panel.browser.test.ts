@@ -4,7 +4,7 @@
  * with progress, cancelling, and the message when the bridge is down. Also renders the panel for
  * the README's screenshot (UPBRIDGE_SCREENSHOTS=<dir> writes it there).
  */
-import { existsSync, promises as fs, readFileSync } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -13,21 +13,13 @@ import { Browser, chromium, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { FAST_MODEL, freePort, GatedEngine, startBridge, TestBridge, waitFor } from '../../bridge-server/bridge-harness';
 import { fingerprint } from './fingerprint';
+import { CHROMIUM, requireChromium, STEP_MS, within } from '../../browser';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ROOT = path.join(__dirname, '..', '..', '..');
 const PHOTO = path.join(ROOT, 'test', 'fixtures', 'photo-161x121.png');
-const STEP_MS = 30_000;
 
 jest.setTimeout(90_000);
 
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 let dir: string;
 let server: http.Server;
@@ -39,7 +31,7 @@ let page: Page;
 let photo: { width: number; height: number; data: number[] };
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium; .ci/run does)`);
+  requireChromium();
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'upbridge-panel-'));
   await build({
     entryPoints: [path.join(__dirname, 'panel-preview.ts')],
