@@ -1,9 +1,12 @@
 /**
  * LR-consistency: make the result agree with the input under the degradation D of
  * degradation.ts, as DDNM's range–null split does: x' = x + U(y − D(x)). D(x') = D(x) + (y − D(x))
- * = y, because U is a right inverse of D; what the model put into D's null space (the detail
- * that averages out under each input pixel) is kept untouched. U is the smooth right inverse
- * (linear interpolation, pre-compensated), so the correction has no blocks.
+ * = y, because U is a right inverse of D. DDNM takes U = D's pseudo-inverse, whose correction lies
+ * wholly in the range of Dᵀ and leaves the model's null-space content (the detail that averages
+ * out under each input pixel) exactly as it was; for area averaging that correction is constant
+ * over each footprint: blocks. Here U is the smooth right inverse (linear interpolation,
+ * pre-compensated), so the correction is piecewise linear and slowly varying; it touches the
+ * null space only with that smooth ramp, and the model's fine detail stays.
  *
  * The exact step can leave 0..1 where the model's detail sits next to black or white, and
  * clipping then breaks D(x') = y there. A few rounds of project-then-clip (POCS) pull most of it
@@ -48,7 +51,7 @@ export interface Projection {
   residualLevels: number;
 }
 
-/** y − D(x) per plane, and its largest magnitude. */
+/** y − D(x) per plane, its largest magnitude and its RMS. */
 function residual(x: FloatImage, input: FloatImage): { planes: Float32Array[]; worst: number; rms: number } {
   const down = degrade(x, input.width, input.height);
   let worst = 0;
@@ -76,6 +79,7 @@ export function projectFloat(result: FloatImage, input: FloatImage, inputMax = 2
   const maxRounds = integer ? SMOOTH_ROUNDS.integer : SMOOTH_ROUNDS.fractional;
   while (r.worst > tolerance && rounds < maxRounds) {
     const correction = lift({ width: input.width, height: input.height, planes: r.planes }, x.width, x.height);
+    const before = { x, r };
     x = {
       width: x.width,
       height: x.height,
@@ -90,9 +94,10 @@ export function projectFloat(result: FloatImage, input: FloatImage, inputMax = 2
       }),
     };
     rounds++;
-    const previous = r.rms;
     r = residual(x, input);
-    if (r.rms > STALL * previous) break;
+    // U is not an orthogonal projection, so with the clip a round can (rarely) make things worse.
+    if (r.rms > before.r.rms) ({ x, r } = before);
+    if (r.rms > STALL * before.r.rms) break;
   }
   const smoothResidualLevels = r.worst * inputMax;
   if (r.worst > tolerance) {

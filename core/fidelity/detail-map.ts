@@ -25,15 +25,16 @@
  * +0.024 at 4; E_l added +0.002, RGB rather than luma +0.003.
  *
  * Validation (evaluate.ts; Set5 + Set14, 19 images, ×4 bicubic, 8×8 blocks, positives the top
- * 10 % RMS error, fidelity = esrgan-medium-x4 colour-fixed and projected), mean AUROC, map vs the
- * gradient baseline: realesrgan-x4plus without TTA 0.925 vs 0.905; with the TTA spread 0.936 vs
- * 0.905; the TTA mean as the result 0.915 vs 0.871. The issue's 0.80 holds on average (17 of 19
- * images; Barbara's aliased stripes 0.745, the baseline 0.749 there) but not its "baseline + 0.05":
- * the errors of a 4x GAN sit on edges and texture, which the gradient already ranks well. A
- * stronger fidelity reference (esrgan-medium-x4 is 0.7 dB over Lanczos; a transformer PSNR model
- * is 1.5–2 dB), more independent samples than 8 views of one network (other GAN seeds or
- * checkpoints, sub-pixel shifts), or a calibration fitted on separate training images are what
- * would move it.
+ * 10 % RMS error; fidelity = esrgan-thick-x4, the catalogue's photo fidelity model, colour-fixed
+ * and projected), mean AUROC, map vs the gradient baseline: realesrgan-x4plus without TTA 0.928 vs
+ * 0.905; with the TTA spread 0.938 vs 0.905; the TTA mean as the result 0.917 vs 0.871. Against
+ * the weaker esrgan-medium-x4 these were 0.925, 0.936, 0.915. The issue's 0.80 holds on average and
+ * on 18 of 19 images (Barbara's aliased stripes: 0.747, the baseline 0.749), but its "baseline +
+ * 0.05" does not (+0.023, +0.033, +0.046): the errors of a 4x GAN sit on edges and texture, which
+ * the gradient already ranks well. What would move it: a stronger fidelity reference (the step
+ * from medium to thick, +0.8 dB, gave +0.003; a transformer PSNR model is another 1–2 dB), more
+ * independent samples than 8 views of one network (other GAN checkpoints or seeds, sub-pixel
+ * shifts), or weights fitted on separate training images rather than chosen by hand here.
  */
 import { colourChannels, createRaster, Raster } from '../raster';
 import { UpbridgeError } from '../errors';

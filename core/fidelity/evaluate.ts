@@ -12,7 +12,7 @@
  * beat this to be more than an edge detector.
  */
 import { Raster } from '../raster';
-import { invalidOption } from '../validate';
+import { integerInRange, invalidOption, numberInRange } from '../validate';
 import { DetailMap } from './detail-map';
 import { sobelMagnitude } from './filters';
 import { checkSameSize, luma, toFloat } from './image';
@@ -93,10 +93,10 @@ export function topBlocks(errors: Float64Array, share: number): boolean[] {
 }
 
 export function evaluateMap(map: DetailMap, result: Raster, truth: Raster, options: EvaluationOptions = {}): Evaluation {
-  const block = options.block ?? 8;
-  const share = options.positiveShare ?? 0.1;
   checkSameSize(map, result, 'evaluateMap');
-  if (Math.floor(result.width / block) * Math.floor(result.height / block) < 2) throw invalidOption('block', `at most half the smaller side of the ${result.width}×${result.height} result`, block);
+  const block = integerInRange('block', options.block ?? 8, 1, Math.max(1, Math.min(result.width, result.height)));
+  const share = numberInRange('positiveShare', options.positiveShare ?? 0.1, 0.01, 0.5);
+  if (Math.floor(result.width / block) * Math.floor(result.height / block) < 2) throw invalidOption('block', `a size that leaves at least 2 whole blocks in the ${result.width}×${result.height} result`, block);
   const labels = topBlocks(blockRmsError(result, truth, block), share);
   const baseline = gradientMap(result);
   return {
