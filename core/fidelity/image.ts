@@ -65,10 +65,6 @@ export function luma(image: FloatImage): Float32Array {
   return out;
 }
 
-export function cloneImage(image: FloatImage): FloatImage {
-  return { width: image.width, height: image.height, planes: image.planes.map((p) => p.slice()) };
-}
-
 /** Rasters or images that a step combines pixel by pixel must agree in size (a bug, not user input). */
 export function checkSameSize(a: { width: number; height: number }, b: { width: number; height: number }, what: string): void {
   if (a.width !== b.width || a.height !== b.height) {
