@@ -1,4 +1,7 @@
 import * as zlib from 'node:zlib';
+import { pngChunk } from '../png-chunk';
+
+export { crc32 } from '../png-chunk';
 
 /**
  * Metadata for PNGs that sharp encoded from raw pixels.
@@ -72,41 +75,13 @@ export function resetExifOrientation(exif: Uint8Array): Uint8Array {
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 const INCHES_PER_METRE = 1 / 0.0254;
 
-let crcTable: Uint32Array | undefined;
-/** CRC-32 (ISO-HDLC, as PNG uses). zlib.crc32 arrived in Node 20.15; older 20.x get the table. */
-export function crc32(data: Uint8Array): number {
-  const native = (zlib as { crc32?: (d: Uint8Array) => number }).crc32;
-  if (typeof native === 'function') return native(data) >>> 0;
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c >>> 0;
-    }
-  }
-  let c = 0xffffffff;
-  for (const byte of data) c = crcTable[(c ^ byte) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
-function chunk(type: string, data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(12 + data.length);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, data.length, false);
-  for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
-  out.set(data, 8);
-  view.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)), false); // type + data
-  return out;
-}
-
 /** iCCP: profile name, NUL, compression method 0, zlib-compressed profile. */
 function iccpChunk(icc: Uint8Array): Uint8Array {
   const compressed = zlib.deflateSync(icc);
   const data = new Uint8Array(5 + compressed.length);
   data.set([0x69, 0x63, 0x63, 0x00, 0x00]); // "icc", NUL, method 0
   data.set(compressed, 5);
-  return chunk('iCCP', data);
+  return pngChunk('iCCP', data);
 }
 
 /** pHYs: pixels per metre in x and y, unit 1 (metre). */
@@ -117,7 +92,7 @@ function physChunk(density: number): Uint8Array {
   view.setUint32(0, perMetre, false);
   view.setUint32(4, perMetre, false);
   data[8] = 1;
-  return chunk('pHYs', data);
+  return pngChunk('pHYs', data);
 }
 
 /**
@@ -140,7 +115,7 @@ export function addPngMetadata(png: Uint8Array, metadata: PngMetadata): Uint8Arr
   }
   if (metadata.exif && metadata.exif.length > 0) {
     const exif = resetExifOrientation(metadata.exif);
-    added.push(chunk('eXIf', tiffOf(exif)));
+    added.push(pngChunk('eXIf', tiffOf(exif)));
     replaced.add('eXIf');
   }
   if (added.length === 0) return png;

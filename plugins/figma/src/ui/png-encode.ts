@@ -7,6 +7,7 @@
  */
 import { zlibSync } from 'fflate';
 import type { BitDepth, ChannelCount } from '../../../../core/raster';
+import { pngChunk } from '../../../../core/png-chunk';
 
 /** Interleaved pixels as bytes; 16-bit samples little-endian, as the bridge sends raw results. */
 export interface RawPixels {
@@ -62,7 +63,7 @@ export function encodePng(pixels: RawPixels, level: 0 | 1 | 2 | 3 | 4 | 5 | 6 | 
   header[8] = depth;
   header[9] = COLOUR_TYPE[channels];
   // compression 0, filter method 0, no interlace: the remaining bytes stay 0
-  return concat([new Uint8Array(SIGNATURE), chunk('IHDR', header), chunk('IDAT', zlibSync(filtered, { level })), chunk('IEND', new Uint8Array(0))]);
+  return concat([new Uint8Array(SIGNATURE), pngChunk('IHDR', header), pngChunk('IDAT', zlibSync(filtered, { level })), pngChunk('IEND', new Uint8Array(0))]);
 }
 
 /** Writes one filter type's output into `out`; returns the heuristic's cost of that output. */
@@ -93,15 +94,6 @@ function paeth(a: number, b: number, c: number): number {
   return pb <= pc ? b : c;
 }
 
-function chunk(type: string, data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(12 + data.length);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, data.length);
-  for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
-  out.set(data, 8);
-  view.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
-  return out;
-}
 
 function concat(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
@@ -113,19 +105,3 @@ function concat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-let crcTable: Uint32Array | undefined;
-
-/** CRC-32 as PNG chunks use it (ISO-HDLC). fflate keeps its own private. */
-function crc32(data: Uint8Array): number {
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c >>> 0;
-    }
-  }
-  let c = 0xffffffff;
-  for (let i = 0; i < data.length; i++) c = crcTable[(c ^ data[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
