@@ -3,7 +3,10 @@ import { existsSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import { Command, CommanderError, Option } from 'commander';
-import { catalogue, startupModelIds } from '../core/catalogue';
+import { catalogue, MODEL_MODES, startupModelIds } from '../core/catalogue';
+import { CREATIVITY_LIMITS } from '../core/fidelity/creativity';
+import { TTA_TRANSFORM_COUNTS } from '../core/fidelity/tta';
+import { CONTENT_CHOICES } from '../core/modes';
 import { isUpbridgeError } from '../core/errors';
 import { ALPHA_MODES, LIMITS } from '../core/upscale';
 import { ModelStore, upbridgeHome } from '../core/node/model-store';
@@ -45,6 +48,23 @@ function installLogger(quiet: boolean) {
   };
 }
 
+interface UpscaleCommandOptions {
+  output: string;
+  scale: string;
+  model?: string;
+  mode?: string;
+  creativity?: string;
+  content: string;
+  tta?: string;
+  map?: string | boolean;
+  /** commander: undefined when neither flag is given, true for --consistent, false for --no-consistent. */
+  consistent?: boolean;
+  tile?: string;
+  overlap?: string;
+  alpha: string;
+  json?: boolean;
+}
+
 export function buildProgram(): Command {
   const program = new Command('upbridge')
     .description('Local AI image upscaling (Real-ESRGAN through ONNX Runtime).')
@@ -57,12 +77,19 @@ export function buildProgram(): Command {
     .argument('<input>', 'input image (PNG, JPEG, WebP, TIFF)')
     .requiredOption('-o, --output <file>', 'output image; the extension picks the format (.png .jpg .webp .tif)')
     .option('-s, --scale <n>', `output scale, ${LIMITS.scale.min}–${LIMITS.scale.max}, fractional allowed`, '4')
-    .option('-m, --model <id|file.onnx>', 'model id (see `upbridge models list`), or your own .onnx file', catalogue.defaultModel)
+    .option('-m, --model <id|file.onnx>', `model id (see \`upbridge models list\`), or your own .onnx file (default: ${catalogue.defaultModel}; with --mode, the mode's model)`)
+    .addOption(new Option('--mode <mode>', 'fidelity: stay consistent with the input; balanced: the fast general model; creative: GAN detail').choices([...MODEL_MODES]))
+    .option('--creativity <c>', `with --mode: ${CREATIVITY_LIMITS.min} (the fidelity result) to ${CREATIVITY_LIMITS.max} (the creative result), blended in between (default: by mode)`)
+    .addOption(new Option('--content <type>', 'which models a mode picks; auto detects photo or illustration').choices([...CONTENT_CHOICES]).default('auto'))
+    .addOption(new Option('--tta <n>', 'average the model over 4 or 8 flips/turns (slower ×n, steadier; feeds the map)').choices(TTA_TRANSFORM_COUNTS.map(String)))
+    .option('--map [file]', 'also write the invented-detail map (grey PNG, white = invented; default <output>.map.png)')
+    .option('--consistent', 'project the result so that downscaling it gives back the input (default in fidelity mode)')
+    .option('--no-consistent', 'never project (not even the fidelity end)')
     .option('--tile <px>', `tile size in input pixels, ${LIMITS.tile.min}–${LIMITS.tile.max} (default: per model)`)
     .option('--overlap <px>', `context pixels around each tile, ${LIMITS.overlap.min}–${LIMITS.overlap.max} (default: per model)`)
     .addOption(new Option('--alpha <mode>', 'how alpha is upscaled').choices([...ALPHA_MODES]).default('model'))
     .option('--json', 'print one JSON line with the result instead of a progress bar')
-    .action(async (input: string, opts: { output: string; scale: string; model: string; tile?: string; overlap?: string; alpha: string; json?: boolean }) => {
+    .action(async (input: string, opts: UpscaleCommandOptions) => {
       const bar = progressBar(!opts.json && process.stderr.isTTY === true);
       const controller = new AbortController();
       const onSigint = () => controller.abort();
@@ -77,16 +104,27 @@ export function buildProgram(): Command {
           tile: opts.tile,
           overlap: opts.overlap,
           alpha: opts.alpha,
+          mode: opts.mode,
+          creativity: opts.creativity,
+          content: opts.content,
+          tta: opts.tta,
+          map: opts.map !== undefined,
+          mapOutput: typeof opts.map === 'string' ? opts.map : undefined,
+          consistent: opts.consistent,
           signal: controller.signal,
           onProgress: (p) => bar.update(p),
           onInstallStep: installLogger(opts.json === true),
         });
         bar.stop();
         if (opts.json) {
-          const { model, scale, input: i, output: o, tiles, seconds, provider } = report;
-          process.stdout.write(JSON.stringify({ model, scale, input: i, output: o, tiles, seconds, provider }) + '\n');
+          const { exifKept: _exif, ...rest } = report;
+          process.stdout.write(JSON.stringify(rest) + '\n');
         } else {
-          process.stdout.write(`${opts.output}: ${report.output.width}×${report.output.height} (${report.model}, ${report.scale}x, ${report.tiles} tiles, ${report.seconds} s on ${report.provider})\n`);
+          const how = report.mode ? `${report.mode} mode for a ${report.content}${report.contentDetected ? ' (detected)' : ''}, ${Object.values(report.models).join(' + ')}${report.creativity !== undefined ? `, creativity ${report.creativity}` : ''}` : report.model;
+          process.stdout.write(`${opts.output}: ${report.output.width}×${report.output.height} (${how}, ${report.scale}x, ${report.tiles} tiles, ${report.seconds} s on ${report.provider}); LR-PSNR ${report.lrPsnr} dB\n`);
+          if (report.mapFile && report.map) {
+            process.stdout.write(`${report.mapFile}: invented-detail map, mean ${report.map.mean.toFixed(3)}, ${(report.map.shareOver * 100).toFixed(1)}% of pixels over 0.5\n`);
+          }
         }
       } finally {
         bar.stop();

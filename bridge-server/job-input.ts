@@ -63,7 +63,7 @@ export function checkPixelLimits(width: number, height: number, scale: number, l
  * Before the body is read: a raw upload's size is known from its descriptor, so a wrong
  * Content-Length or an oversized image is refused without buffering anything.
  */
-export function precheckBody(request: FastifyRequest, scale: number, limits: BridgeLimits): void {
+export function precheckBody(request: FastifyRequest, scale: number, limits: BridgeLimits, checkSize?: (width: number, height: number) => void): void {
   const type = (request.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
   if (type !== RAW_CONTENT_TYPE && !IMAGE_CONTENT_TYPES.includes(type)) {
     throw new UpbridgeError('UPB_INPUT_NOT_IMAGE', `Content-Type ${JSON.stringify(type)} is not accepted; send ${IMAGE_CONTENT_TYPES.join(', ')} or raw pixels as ${RAW_CONTENT_TYPE}`);
@@ -71,6 +71,7 @@ export function precheckBody(request: FastifyRequest, scale: number, limits: Bri
   if (!isRaw(request)) return;
   const raw = rawDescriptor(request.query as Record<string, unknown>, limits);
   checkPixelLimits(raw.width, raw.height, scale, limits);
+  checkSize?.(raw.width, raw.height);
   const expected = rawByteLength(raw);
   const length = request.headers['content-length'];
   if (length !== undefined && Number(length) !== expected) {
@@ -78,7 +79,7 @@ export function precheckBody(request: FastifyRequest, scale: number, limits: Bri
   }
 }
 
-export async function decodeBody(request: FastifyRequest, body: Buffer, scale: number, limits: BridgeLimits): Promise<DecodedInput> {
+export async function decodeBody(request: FastifyRequest, body: Buffer, scale: number, limits: BridgeLimits, checkSize?: (width: number, height: number) => void): Promise<DecodedInput> {
   if (!Buffer.isBuffer(body) || body.length === 0) throw new UpbridgeError('UPB_INPUT_NOT_IMAGE', 'the request body is empty; send the image as the body');
   if (isRaw(request)) {
     const raw = rawDescriptor(request.query as Record<string, unknown>, limits);
@@ -93,7 +94,10 @@ export async function decodeBody(request: FastifyRequest, body: Buffer, scale: n
           : new Uint16Array(Uint8Array.from(body).buffer);
     return { raster: { ...raw, data }, metadata: { format: 'raw' }, format: 'raw' };
   }
-  const decoded = await decodeImage(body, 'the uploaded image', limits.maxInputPixels, (width, height) => checkPixelLimits(width, height, scale, limits));
+  const decoded = await decodeImage(body, 'the uploaded image', limits.maxInputPixels, (width, height) => {
+    checkPixelLimits(width, height, scale, limits);
+    checkSize?.(width, height);
+  });
   const format = (OUTPUT_FORMATS as readonly string[]).includes(decoded.metadata.format) ? (decoded.metadata.format as OutputFormat) : 'png';
   return { ...decoded, format };
 }

@@ -18,8 +18,15 @@ export type JobEvent =
   | { type: 'failed'; error: { code: string; message: string } }
   | { type: 'cancelled' };
 
+/** What a finished job keeps: the image, the invented-detail map when asked for, and a report. */
+export interface JobOutput {
+  raster: Raster;
+  map?: Raster;
+  report?: Record<string, unknown>;
+}
+
 /** What a job runs; the queue treats it as opaque. */
-export type JobExecutor<Input> = (input: Input, signal: AbortSignal, onProgress: (p: JobProgress) => void) => Promise<Raster>;
+export type JobExecutor<Input> = (input: Input, signal: AbortSignal, onProgress: (p: JobProgress) => void) => Promise<JobOutput>;
 
 export class Job<Input = unknown> {
   readonly id = randomUUID();
@@ -30,6 +37,9 @@ export class Job<Input = unknown> {
   startedAt?: number;
   finishedAt?: number;
   result?: Raster;
+  map?: Raster;
+  /** What the pipeline reported (models, LR-PSNR, map summary); kept after the pixels expire. */
+  report?: Record<string, unknown>;
   /** True once a finished result was dropped after the retention time. */
   resultExpired = false;
   readonly controller = new AbortController();
@@ -164,12 +174,14 @@ export class InProcessQueue<Input> implements JobQueue<Input> {
     job.startedAt = Date.now();
     job.emit({ type: 'running' });
     try {
-      const result = await this.execute(job.input, job.controller.signal, (p) => {
+      const output = await this.execute(job.input, job.controller.signal, (p) => {
         job.progress = p;
         job.emit({ type: 'progress', progress: p });
       });
       throwIfCancelled(job.controller.signal);
-      job.result = result;
+      job.result = output.raster;
+      job.map = output.map;
+      job.report = output.report;
       this.finish(job, 'done');
     } catch (e) {
       if (job.controller.signal.aborted || (isUpbridgeError(e) && e.code === 'UPB_CANCELLED')) {
@@ -200,7 +212,7 @@ export class InProcessQueue<Input> implements JobQueue<Input> {
 
   private retain(job: Job<Input>): void {
     this.retained.push(job);
-    this.retainedBytes += job.result!.data.byteLength;
+    this.retainedBytes += bytesOf(job);
     const budget = this.options.resultBudgetBytes ?? Infinity;
     // The newest result always stays: its client is about to download it.
     while (this.retainedBytes > budget && this.retained.length > 1) this.expire(this.retained[0]);
@@ -208,9 +220,10 @@ export class InProcessQueue<Input> implements JobQueue<Input> {
 
   private expire(job: Job<Input>): void {
     if (!job.result) return;
-    this.retainedBytes -= job.result.data.byteLength;
+    this.retainedBytes -= bytesOf(job);
     this.retained.splice(this.retained.indexOf(job), 1);
     job.result = undefined;
+    job.map = undefined;
     job.resultExpired = true;
   }
 
@@ -233,4 +246,8 @@ export class InProcessQueue<Input> implements JobQueue<Input> {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
   }
+}
+
+function bytesOf(job: Job<unknown>): number {
+  return (job.result?.data.byteLength ?? 0) + (job.map?.data.byteLength ?? 0);
 }

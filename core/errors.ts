@@ -30,6 +30,7 @@ export type ErrorCode =
   | 'UPB_JOB_NOT_FOUND'
   | 'UPB_RESULT_NOT_READY'
   | 'UPB_RESULT_EXPIRED'
+  | 'UPB_NO_MAP' // the job was submitted without map=true
   | 'UPB_RATE_LIMITED'
   | 'UPB_NOT_FOUND' // no such route
   // Plugins (raised client-side; never sent by the bridge)
@@ -56,6 +57,7 @@ const USER_ERRORS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'UPB_JOB_NOT_FOUND',
   'UPB_RESULT_NOT_READY',
   'UPB_RESULT_EXPIRED',
+  'UPB_NO_MAP',
   'UPB_RATE_LIMITED',
   'UPB_NOT_FOUND',
   'UPB_NOTHING_TO_UPSCALE',

@@ -91,6 +91,16 @@ function uniformChannel(raster: Raster, channel: number): number | undefined {
   return first;
 }
 
+/** Tiles upscaleRaster will infer for this input (all passes, the alpha channel included): its progress total. */
+export function plannedTiles(input: Raster, modelScale: number, options: Pick<UpscaleOptions, 'scale' | 'tile' | 'alpha'>): number {
+  const passes = passCount(options.scale, modelScale);
+  const alphaChannel = hasAlpha(input.channels) ? input.channels - 1 : -1;
+  const alphaByModel = alphaChannel >= 0 && options.alpha === 'model' && uniformChannel(input, alphaChannel) === undefined;
+  let total = 0;
+  for (let k = 0; k < passes; k++) total += tileCount(input.width * modelScale ** k, input.height * modelScale ** k, options.tile);
+  return alphaByModel ? total * 2 : total;
+}
+
 /**
  * The whole pipeline: fill the colour under transparent pixels, run the colour channels (and the
  * alpha channel, as grey, when alpha = model) through as many model passes as the scale needs,
@@ -107,9 +117,7 @@ export async function upscaleRaster(input: Raster, runner: InferenceRunner, mode
   const flatAlpha = alphaChannel >= 0 ? uniformChannel(input, alphaChannel) : undefined;
   const alphaByModel = alphaChannel >= 0 && flatAlpha === undefined && options.alpha === 'model';
 
-  let total = 0;
-  for (let k = 0; k < passes; k++) total += tileCount(input.width * modelScale ** k, input.height * modelScale ** k, options.tile);
-  if (alphaByModel) total *= 2;
+  const total = plannedTiles(input, modelScale, options);
   const progress = { done: 0, total };
   const tick = () => {
     progress.done++;

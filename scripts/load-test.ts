@@ -27,11 +27,10 @@ import { buildBridge } from '../bridge-server/app';
 import { nodeEngine } from '../bridge-server/engine';
 import { jobExecutor } from '../bridge-server/routes/jobs';
 import { Pairing, TokenStore } from '../bridge-server/tokens';
-import { findModel } from '../core/catalogue';
 import { decodeImage, encodeImage } from '../core/node/image-io';
 import { ModelStore } from '../core/node/model-store';
 import { Raster } from '../core/raster';
-import { validateUpscaleOptions } from '../core/upscale';
+import { planUpscale, resolveContent } from '../core/modes';
 
 /** The checkout: from source or from run-ts.mjs's bundle under .cache/. */
 function findRoot(): string {
@@ -132,20 +131,19 @@ interface Workload {
 }
 
 async function buildWorkloads(model: string): Promise<Workload[]> {
-  const entry = findModel(model);
   const execute = jobExecutor(nodeEngine());
   const never = new AbortController().signal;
 
   const rgb = syntheticRaster(32, 32, 3, 1);
   const png = (await encodeImage(rgb, 'png')).bytes;
   const pngDecoded = await decodeImage(png);
-  const pngOptions = validateUpscaleOptions({ scale: '4' }, entry);
-  const pngResult = await execute({ model: entry, options: pngOptions, raster: pngDecoded.raster, metadata: pngDecoded.metadata, format: 'png' }, never, () => {});
+  const pngPlan = planUpscale({ model, scale: '4' });
+  const pngResult = (await execute({ plan: pngPlan, content: resolveContent(pngPlan, pngDecoded.raster), raster: pngDecoded.raster, metadata: pngDecoded.metadata, format: 'png' }, never, () => {})).raster;
   const pngExpected = (await encodeImage(pngResult, 'png', pngDecoded.metadata)).bytes;
 
   const rgba = syntheticRaster(32, 32, 4, 2);
-  const rawOptions = validateUpscaleOptions({ scale: '2' }, entry);
-  const rawResult = await execute({ model: entry, options: rawOptions, raster: rgba, metadata: { format: 'raw' }, format: 'raw' }, never, () => {});
+  const rawPlan = planUpscale({ model, scale: '2' });
+  const rawResult = (await execute({ plan: rawPlan, content: resolveContent(rawPlan, rgba), raster: rgba, metadata: { format: 'raw' }, format: 'raw' }, never, () => {})).raster;
   return [
     { name: 'png32-x4', contentType: 'image/png', query: `model=${model}&scale=4`, body: png, expected: pngExpected, expectedType: 'image/png', width: 128, height: 128, retainedBytes: 128 * 128 * 3 + 32 * 32 * 3 },
     {

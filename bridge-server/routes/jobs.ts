@@ -1,9 +1,10 @@
 import { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import { catalogue, findModel, ModelEntry } from '../../core/catalogue';
+import { catalogue } from '../../core/catalogue';
 import { UpbridgeError } from '../../core/errors';
+import { mapToRaster } from '../../core/fidelity/detail-map';
+import { checkModeLimits, planUpscale, resolveContent, resultModel, runUpscalePlan, UpscalePlan } from '../../core/modes';
 import { Raster } from '../../core/raster';
-import { upscaleRaster, validateUpscaleOptions, UpscaleOptions } from '../../core/upscale';
 import { encodeImage, ImageMetadata, sharpResampler } from '../../core/node/image-io';
 import { oneOf } from '../../core/validate';
 import { BridgeLimits, Engine } from '../config';
@@ -11,8 +12,9 @@ import { decodeBody, IMAGE_CONTENT_TYPES, precheckBody, RAW_CONTENT_TYPE, RESULT
 import { InProcessQueue, Job, JobEvent } from '../queue';
 
 export interface BridgeJobInput {
-  model: ModelEntry;
-  options: Omit<UpscaleOptions, 'signal' | 'onProgress'>;
+  plan: UpscalePlan;
+  /** Resolved at submit time (auto: detected from the pixels), so the status names the model from the start. */
+  content: ReturnType<typeof resolveContent>;
   raster: Raster;
   metadata: ImageMetadata;
   format: TransferFormat;
@@ -23,9 +25,8 @@ export type BridgeJob = Job<BridgeJobInput>;
 /** Runs one job: the same pipeline call as the CLI, so results are identical byte for byte. */
 export function jobExecutor(engine: Engine) {
   return async (input: BridgeJobInput, signal: AbortSignal, onProgress: (p: { done: number; total: number }) => void) => {
-    const runner = await engine.runner(input.model.id);
-    const result = await upscaleRaster(input.raster, runner, input.model.scale, sharpResampler, { ...input.options, signal, onProgress });
-    return result.raster;
+    const result = await runUpscalePlan(input.raster, input.plan, { runnerFor: (m) => engine.runner(m.id), resampler: sharpResampler, signal, onProgress }, undefined, input.content);
+    return { raster: result.raster, map: result.map && mapToRaster(result.map), report: { ...result.report } };
   };
 }
 
@@ -35,6 +36,12 @@ const JobQuery = Type.Object({
   tile: Type.Optional(Type.String({ description: 'tile size in input pixels, 16 to 4096; default per model' })),
   overlap: Type.Optional(Type.String({ description: 'context pixels around each tile, 0 to 256; default per model' })),
   alpha: Type.Optional(Type.String({ description: 'model | lanczos' })),
+  mode: Type.Optional(Type.String({ description: 'fidelity | balanced | creative: which models run and how (default: none, the model alone)' })),
+  creativity: Type.Optional(Type.String({ description: 'with a mode: 0 (the fidelity result) to 1 (the creative result), blended in between' })),
+  content: Type.Optional(Type.String({ description: 'auto | photo | illustration: which models a mode picks; default auto (detected)' })),
+  tta: Type.Optional(Type.String({ description: '4 | 8: average the model over flips/turns' })),
+  map: Type.Optional(Type.String({ description: 'true: also make the invented-detail map (GET /v1/jobs/:id/map)' })),
+  consistent: Type.Optional(Type.String({ description: 'true: project the result onto the input (default in fidelity mode); false: never' })),
   width: Type.Optional(Type.String({ description: 'raw bodies: width in pixels' })),
   height: Type.Optional(Type.String({ description: 'raw bodies: height in pixels' })),
   channels: Type.Optional(Type.String({ description: 'raw bodies: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA (default)' })),
@@ -59,15 +66,40 @@ const JobStatus = Type.Object({
     expired: Type.Boolean(),
     width: Type.Optional(Type.Number()),
     height: Type.Optional(Type.Number()),
+    map: Type.Boolean(),
   }),
+  report: Type.Optional(
+    Type.Object(
+      {
+        mode: Type.Optional(Type.String()),
+        content: Type.String(),
+        contentDetected: Type.Boolean(),
+        creativity: Type.Optional(Type.Number()),
+        consistent: Type.Boolean(),
+        tta: Type.Optional(Type.Number()),
+        models: Type.Record(Type.String(), Type.String()),
+        lrPsnr: Type.Number({ description: 'PSNR between the result downscaled (area average) and the input, dB; 100 = identical' }),
+        map: Type.Optional(
+          Type.Object({
+            mean: Type.Number(),
+            shareOver: Type.Number({ description: 'share of pixels over 0.5' }),
+            regions: Type.Array(Type.Object({ x: Type.Number(), y: Type.Number(), width: Type.Number(), height: Type.Number(), pixels: Type.Number() })),
+          }),
+        ),
+        tiles: Type.Number(),
+        passes: Type.Number(),
+      },
+      { additionalProperties: true },
+    ),
+  ),
 });
 
 function status(job: BridgeJob) {
   return {
     id: job.id,
     state: job.state,
-    model: job.input.model.id,
-    scale: job.input.options.scale,
+    model: resultModel(job.input.plan, job.input.content.content).id,
+    scale: job.input.plan.scale,
     progress: job.progress,
     timings: job.timings(),
     ...(job.error ? { error: job.error } : {}),
@@ -75,12 +107,15 @@ function status(job: BridgeJob) {
       available: job.result !== undefined,
       expired: job.resultExpired,
       ...(job.result ? { width: job.result.width, height: job.result.height } : {}),
+      map: job.map !== undefined,
     },
+    ...(job.report ? { report: job.report } : {}),
   };
 }
 
-export async function sendResult(reply: FastifyReply, job: BridgeJob, format: TransferFormat): Promise<FastifyReply> {
-  const raster = job.result;
+export async function sendResult(reply: FastifyReply, job: BridgeJob, format: TransferFormat, which: 'result' | 'map' = 'result'): Promise<FastifyReply> {
+  if (which === 'map' && !job.input.plan.map) throw new UpbridgeError('UPB_NO_MAP', `job ${job.id} was submitted without map=true; submit it again with map=true to get its invented-detail map`);
+  const raster = which === 'map' ? job.map : job.result;
   if (!raster) {
     if (job.resultExpired) throw new UpbridgeError('UPB_RESULT_EXPIRED', `the result of job ${job.id} was dropped after the retention time; submit it again`);
     const why = job.state === 'failed' ? `failed: ${job.error?.message}` : `is ${job.state}`;
@@ -96,7 +131,8 @@ export async function sendResult(reply: FastifyReply, job: BridgeJob, format: Tr
       .header('x-upbridge-depth', raster.depth)
       .send(Buffer.from(raster.data.buffer, raster.data.byteOffset, raster.data.byteLength));
   }
-  const { bytes } = await encodeImage(raster, format, job.input.metadata);
+  // The map is a measurement, not the user's image: none of the input's metadata goes with it.
+  const { bytes } = await encodeImage(raster, format, which === 'map' ? {} : job.input.metadata);
   return reply.header('content-type', `image/${format}`).send(bytes);
 }
 
@@ -113,7 +149,7 @@ export async function jobRoutes(app: FastifyInstance, opts: { queue: InProcessQu
   };
 
   // What preParsing validated from the query, for the handler (validated once per request).
-  const validated = new WeakMap<FastifyRequest, Pick<BridgeJobInput, 'model' | 'options'>>();
+  const validated = new WeakMap<FastifyRequest, UpscalePlan>();
 
   for (const type of [RAW_CONTENT_TYPE, ...IMAGE_CONTENT_TYPES]) {
     app.addContentTypeParser(type, { parseAs: 'buffer', bodyLimit: limits.maxBodyBytes }, (_req, body, done) => done(null, body));
@@ -132,20 +168,19 @@ export async function jobRoutes(app: FastifyInstance, opts: { queue: InProcessQu
         // A full queue answers 429 before the body is read, not after buffering and decoding it.
         queue.checkRoom();
         const q = request.query as Record<string, unknown>;
-        const model = findModel(String(q.model ?? catalogue.defaultModel));
-        const options = validateUpscaleOptions(q, model);
-        precheckBody(request, options.scale, limits);
-        validated.set(request, { model, options });
+        const plan = planUpscale(q);
+        precheckBody(request, plan.scale, limits, (width, height) => checkModeLimits(plan, width, height));
+        validated.set(request, plan);
         return payload;
       },
     },
     async (request, reply) => {
       const q = request.query as Record<string, string | undefined>;
-      const { model, options } = validated.get(request)!;
+      const plan = validated.get(request)!;
       const wait = q.wait === 'true' || q.wait === '1';
       const resultFormat = q.format === undefined ? undefined : oneOf('format', q.format, RESULT_FORMATS);
-      const decoded = await decodeBody(request, request.body as Buffer, options.scale, limits);
-      const job = queue.submit({ model, options, ...decoded });
+      const decoded = await decodeBody(request, request.body as Buffer, plan.scale, limits, (width, height) => checkModeLimits(plan, width, height));
+      const job = queue.submit({ plan, content: resolveContent(plan, decoded.raster), ...decoded });
       if (!wait) return reply.code(202).send({ id: job.id });
 
       // Synchronous: answer with the image; a client that goes away cancels its job.
@@ -175,6 +210,22 @@ export async function jobRoutes(app: FastifyInstance, opts: { queue: InProcessQu
       const job = getJob((request.params as { id: string }).id);
       const q = request.query as { format?: string };
       return sendResult(reply, job, q.format === undefined ? job.input.format : oneOf('format', q.format, RESULT_FORMATS));
+    },
+  );
+
+  app.get(
+    '/v1/jobs/:id/map',
+    {
+      schema: {
+        summary: 'The invented-detail map of a job submitted with map=true: grey, output size, black = supported by the input, white = invented',
+        params: IdParams,
+        querystring: Type.Object({ format: Type.Optional(Type.String({ description: 'png (default) | raw | webp | tiff' })) }),
+      },
+    },
+    async (request, reply) => {
+      const job = getJob((request.params as { id: string }).id);
+      const q = request.query as { format?: string };
+      return sendResult(reply, job, q.format === undefined ? 'png' : oneOf('format', q.format, RESULT_FORMATS), 'map');
     },
   );
 

@@ -1,69 +1,95 @@
-import { catalogue, findModel } from '../catalogue';
-import { upscaleRaster, UpscaleOptions, validateUpscaleOptions } from '../upscale';
+import * as path from 'node:path';
 import { throwIfCancelled } from '../errors';
-import { outputSize } from '../upscale';
+import { checkModeLimits, ModeReport, modelsNeeded, planUpscale, resolveContent, runUpscalePlan, UpscaleRequestFields } from '../modes';
+import { mapToRaster } from '../fidelity/detail-map';
+import { outputSize, UpscaleOptions } from '../upscale';
 import { checkFormatFits, checkWritable, formatFromPath, readImage, sharpResampler, writeImage } from './image-io';
 import { InstallStep, ModelStore } from './model-store';
 import { ortRunner } from './ort-session';
 
-export interface UpscaleFileRequest {
+export interface UpscaleFileRequest extends UpscaleRequestFields {
   input: string;
   output: string;
   model?: string;
-  scale?: unknown;
-  tile?: unknown;
-  overlap?: unknown;
-  alpha?: unknown;
+  /** Where the invented-detail map goes when `map` is on (default: beside the output, `<name>.map.png`). */
+  mapOutput?: string;
   signal?: AbortSignal;
   onProgress?: UpscaleOptions['onProgress'];
   onInstallStep?: (id: string, step: InstallStep) => void;
   store?: ModelStore;
 }
 
-export interface UpscaleFileReport {
+export interface UpscaleFileReport extends ModeReport {
+  /** The model of the result (the creative end when a blend leans on it). */
   model: string;
   scale: number;
   input: { width: number; height: number };
   output: { width: number; height: number };
-  tiles: number;
-  passes: number;
   seconds: number;
   provider: string;
   exifKept: boolean;
+  /** Where the map was written, when asked for. */
+  mapFile?: string;
+}
+
+/** `photo.png` → `photo.map.png`: the map beside its result. */
+export function defaultMapPath(output: string): string {
+  const ext = path.extname(output);
+  return path.join(path.dirname(output), `${path.basename(output, ext)}.map.png`);
 }
 
 /** File to file: validate everything first, so a bad request fails before any download or inference. */
 export async function upscaleFile(request: UpscaleFileRequest): Promise<UpscaleFileReport> {
   const started = performance.now();
-  const entry = findModel(request.model ?? catalogue.defaultModel);
-  const options = validateUpscaleOptions(request, entry);
+  const plan = planUpscale(request);
   const format = formatFromPath(request.output);
   await checkWritable(request.output);
+  const mapFile = plan.map ? request.mapOutput ?? defaultMapPath(request.output) : undefined;
+  if (mapFile) {
+    formatFromPath(mapFile);
+    await checkWritable(mapFile);
+  }
   const decoded = await readImage(request.input);
-  const size = outputSize(decoded.raster.width, decoded.raster.height, options.scale);
+  const size = outputSize(decoded.raster.width, decoded.raster.height, plan.scale);
   checkFormatFits(format, size.width, size.height);
+  checkModeLimits(plan, decoded.raster.width, decoded.raster.height);
   const checkCancelled = () => throwIfCancelled(request.signal);
 
   const store = request.store ?? new ModelStore();
-  const installed = await store.ensureOne(entry.id, request.onInstallStep);
+  const resolved = resolveContent(plan, decoded.raster);
+  // Every model first: a missing download fails the run before an hour of inference, not after.
+  for (const m of modelsNeeded(plan, resolved.content)) await store.ensureOne(m.id, request.onInstallStep);
   checkCancelled();
-  const runner = await ortRunner(installed.onnxPath);
-  const result = await upscaleRaster(decoded.raster, runner, entry.scale, sharpResampler, {
-    ...options,
-    signal: request.signal,
-    onProgress: request.onProgress,
-  });
+  let provider = 'cpu';
+  const result = await runUpscalePlan(
+    decoded.raster,
+    plan,
+    {
+      runnerFor: async (m) => {
+        const runner = await ortRunner((await store.ensureOne(m.id, request.onInstallStep)).onnxPath);
+        provider = runner.provider;
+        return runner;
+      },
+      resampler: sharpResampler,
+      signal: request.signal,
+      onProgress: request.onProgress,
+    },
+    undefined,
+    resolved,
+  );
   checkCancelled();
   const { exifKept } = await writeImage(request.output, result.raster, decoded.metadata, format);
+  if (mapFile && result.map) await writeImage(mapFile, mapToRaster(result.map), {}, formatFromPath(mapFile));
+  const r = result.report;
   return {
-    model: entry.id,
-    scale: options.scale,
+    ...r,
+    model: r.models.result ?? (r.creativity === 0 ? r.models.fidelity : r.models.creative) ?? '',
+    scale: plan.scale,
     input: { width: decoded.raster.width, height: decoded.raster.height },
     output: { width: result.raster.width, height: result.raster.height },
-    tiles: result.tiles,
-    passes: result.passes,
     seconds: Number(((performance.now() - started) / 1000).toFixed(3)),
-    provider: runner.provider,
+    provider,
     exifKept,
+    ...(mapFile ? { mapFile } : {}),
   };
 }

@@ -47,9 +47,17 @@ describe('upbridge upscale', () => {
       input: { width: 40, height: 32 },
       output: { width: 160, height: 128 },
       tiles: 1,
+      passes: 1,
       seconds: expect.any(Number),
       provider: 'cpu',
+      // No mode: the model alone; the report still says how far the result strays from the input.
+      content: expect.stringMatching(/^(photo|illustration)$/),
+      contentDetected: true,
+      consistent: false,
+      models: { result: 'realesr-general-x4v3' },
+      lrPsnr: expect.any(Number),
     });
+    expect(report.lrPsnr).toBeGreaterThan(15);
     const meta = await sharp(out).metadata();
     expect([meta.format, meta.width, meta.height]).toEqual(['png', 160, 128]);
   });

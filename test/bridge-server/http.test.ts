@@ -259,7 +259,7 @@ describe('bridge over HTTP (real server on loopback)', () => {
         scale: 4,
         progress: { done: 1, total: 4 },
         timings: { queuedMs: expect.any(Number), runMs: expect.any(Number) },
-        result: { available: false, expired: false },
+        result: { available: false, expired: false, map: false },
       });
       engine.open();
       const done = await waitDone(bridge, id);
@@ -270,8 +270,11 @@ describe('bridge over HTTP (real server on loopback)', () => {
         scale: 4,
         progress: { done: 4, total: 4 },
         timings: { queuedMs: expect.any(Number), runMs: expect.any(Number) },
-        result: { available: true, expired: false, width: 128, height: 128 },
+        result: { available: true, expired: false, width: 128, height: 128, map: false },
+        // No mode: the model alone, and how far its result strays from the input.
+        report: { content: expect.stringMatching(/^(photo|illustration)$/), contentDetected: true, consistent: false, models: { result: FAST_MODEL }, lrPsnr: expect.any(Number), tiles: 4, passes: 1 },
       });
+      expect(done.report.lrPsnr).toBeGreaterThan(10);
       expect(done.timings.queuedMs).toBeGreaterThanOrEqual(0);
       expect(done.timings.runMs).toBeGreaterThanOrEqual(0);
     });

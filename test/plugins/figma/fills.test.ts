@@ -208,7 +208,7 @@ test('a fill that would pass 4096 px gets the largest scale that fits, and one a
   });
   const jobs = bridge.submitted.slice(submittedBefore);
   expect(jobs).toHaveLength(1);
-  expect(jobs[0].input.options.scale).toBe(3.7);
+  expect(jobs[0].input.plan.scale).toBe(3.7);
   const placed = await decode(sim.images.get(imagePaint(strip).imageHash!)!.bytes);
   expect([placed.width, placed.height]).toEqual([4070, 30]);
   const result = jobs[0].result!;

@@ -88,7 +88,7 @@ test('a result beyond 4096 px is placed as a grid of tiles in one group, every p
     ],
   });
   const job = bridge.submitted[submittedBefore];
-  expect(job.input.options.scale).toBe(3.9);
+  expect(job.input.plan.scale).toBe(3.9);
   const result = job.result!;
   expect([result.width, result.height, result.channels, result.depth]).toEqual([16380, 8, 3, 8]);
 

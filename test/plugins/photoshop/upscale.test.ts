@@ -79,7 +79,7 @@ describe('selection → new document', () => {
     const input = raster(crop(bg, W, 3, selection), 48, 40, 3, 8);
     expect(received).toHaveLength(1);
     sameRaster(received[0], input);
-    expect(bridge.submitted[0].input.model.id).toBe(FAST_MODEL);
+    expect(bridge.submitted[0].input.plan.model?.id).toBe(FAST_MODEL);
 
     // A new, active document with one layer: the bridge's output, which is what the model makes of those pixels.
     const expected = await expectedUpscale(input, 4);
