@@ -96,6 +96,43 @@ describe('upbridge upscale', () => {
   });
 });
 
+describe('upbridge upscale --mode', () => {
+  test('--mode fidelity --map: consistent with the input (LR-PSNR ≥ 45 dB), the map written beside the output', async () => {
+    const out = path.join(dir, 'fid.png');
+    const { code, stdout } = await cli('upscale', SAMPLE, '-o', out, '--mode', 'fidelity', '--content', 'photo', '--map', '--json');
+    expect(code).toBe(0);
+    const report = JSON.parse(stdout);
+    expect(report).toMatchObject({ mode: 'fidelity', content: 'photo', creativity: 0, consistent: true, models: { fidelity: catalogue.modeDefaults.photo.fidelity }, mapFile: path.join(dir, 'fid.map.png') });
+    expect(report.lrPsnr).toBeGreaterThanOrEqual(45);
+    const map = await sharp(report.mapFile).metadata();
+    expect([map.width, map.height, map.channels]).toEqual([160, 128, 1]);
+  });
+
+  test('--mode creative --map out.png writes the map where asked; the text report says what ran and the LR-PSNR', async () => {
+    const out = path.join(dir, 'cre.png');
+    const mapFile = path.join(dir, 'where.png');
+    const { code, stdout } = await cli('upscale', SAMPLE, '-o', out, '--mode', 'creative', '--content', 'photo', '--map', mapFile);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(new RegExp(`creative mode for a photo, ${catalogue.modeDefaults.photo.fidelity} \\+ ${catalogue.modeDefaults.photo.creative}, creativity 1, 4x.*LR-PSNR \\d+(\\.\\d+)? dB`));
+    expect(stdout).toMatch(/where\.png: invented-detail map, mean 0\.\d{3}, \d+\.\d% of pixels over 0\.5/);
+    expect((await sharp(mapFile).metadata()).width).toBe(160);
+  });
+
+  test('bad mode options exit 2 naming the option and what is allowed, and write nothing', async () => {
+    const out = path.join(dir, 'bad.png');
+    const noMode = await cli('upscale', SAMPLE, '-o', out, '--creativity', '0.5');
+    expect(noMode.code).toBe(2);
+    expect(noMode.stderr).toMatch(/creativity must be used with a mode .* \[UPB_INVALID_OPTION\]/);
+    const range = await cli('upscale', SAMPLE, '-o', out, '--mode', 'creative', '--creativity', '2');
+    expect(range.code).toBe(2);
+    expect(range.stderr).toMatch(/creativity must be a number from 0 to 1, got "2"/);
+    const mode = await cli('upscale', SAMPLE, '-o', out, '--mode', 'sharpest');
+    expect(mode.code).toBe(2);
+    expect(mode.stderr).toMatch(/fidelity, balanced, creative/);
+    await expect(fs.access(out)).rejects.toThrow();
+  });
+});
+
 describe('upbridge upscale: stopping and format limits', () => {
   // "Within one tile" is proven by the pipeline's abort test (it counts tiles); this one proves the
   // CLI turns Ctrl-C into that abort instead of finishing the job.

@@ -127,6 +127,50 @@ describe('bridge over HTTP (real server on loopback)', () => {
     });
   });
 
+  describe('modes through HTTP equal the CLI', () => {
+    let cli: { image: Buffer; map: Buffer; report: Record<string, unknown> };
+    beforeAll(async () => {
+      const out = path.join(dir, 'cli-creative.png');
+      const { stdout } = await runFile(process.execPath, [BIN, 'upscale', INPUT_A, '-o', out, '--mode', 'creative', '--content', 'photo', '--map', '--json'], { env: process.env });
+      cli = { image: await fs.readFile(out), map: await fs.readFile(path.join(dir, 'cli-creative.map.png')), report: JSON.parse(stdout) };
+    });
+
+    it('mode=creative&map=true: the result, the map (GET /v1/jobs/:id/map) and the report are the CLI\'s', async () => {
+      const res = await request(bridge.port, jobsPath({ mode: 'creative', content: 'photo', map: true }), { method: 'POST', headers: PNG, body: await fs.readFile(INPUT_A), token: bridge.token });
+      expect(res.status).toBe(202);
+      const { id } = res.json();
+      const status = await waitDone(bridge, id);
+      expect(status).toMatchObject({ state: 'done', model: 'realesrgan-x4plus', result: { available: true, map: true, width: 160, height: 128 } });
+      const { mode, content, creativity, consistent, models, lrPsnr, map, tiles } = cli.report;
+      expect(status.report).toEqual({ mode, content, contentDetected: false, creativity, consistent, models, lrPsnr, map, tiles, passes: 1 });
+      const image = await request(bridge.port, `/v1/jobs/${id}/result`, { token: bridge.token });
+      expect(image.body.equals(cli.image)).toBe(true);
+      const mapPng = await request(bridge.port, `/v1/jobs/${id}/map`, { token: bridge.token });
+      expect([mapPng.status, mapPng.headers['content-type']]).toEqual([200, 'image/png']);
+      expect(mapPng.body.equals(cli.map)).toBe(true);
+      const mapRaw = await request(bridge.port, `/v1/jobs/${id}/map?format=raw`, { token: bridge.token });
+      expect([mapRaw.headers['x-upbridge-width'], mapRaw.headers['x-upbridge-channels'], mapRaw.body.length]).toEqual(['160', '1', 160 * 128]);
+    });
+
+    it('a job without map=true answers GET /map with 404 UPB_NO_MAP; bad mode options are 400 naming the option', async () => {
+      const id = await submitRaw(bridge, syntheticRaster(8, 8, 3, 8));
+      await waitDone(bridge, id);
+      expect(expectError(await request(bridge.port, `/v1/jobs/${id}/map`, { token: bridge.token }), 404, 'UPB_NO_MAP').message).toMatch(/without map=true/);
+      const body = rawBody(syntheticRaster(8, 8, 3, 8).data);
+      const cases: Array<[Record<string, string>, RegExp]> = [
+        [{ mode: 'wild' }, /mode must be one of fidelity, balanced, creative/],
+        [{ mode: 'creative', creativity: '-1' }, /creativity must be a number from 0 to 1/],
+        [{ creativity: '0.5' }, /creativity must be used with a mode/],
+        [{ map: 'please' }, /map must be true or false/],
+        [{ mode: 'fidelity', tta: '2' }, /tta must be/],
+      ];
+      for (const [query, message] of cases) {
+        const res = await request(bridge.port, jobsPath({ width: 8, height: 8, channels: 3, ...query }), { method: 'POST', headers: RAW, body, token: bridge.token });
+        expect(expectError(res, 400, 'UPB_INVALID_OPTION').message).toMatch(message);
+      }
+    });
+  });
+
   describe('raw transfer', () => {
     it('RGBA8: the raw result carries its size in headers and is exactly 4w × 4h × 4 bytes', async () => {
       const input = syntheticRaster(24, 16, 4, 8);
