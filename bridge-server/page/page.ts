@@ -1,6 +1,8 @@
 /**
  * The bridge's own web page: pairs itself with the code the server embeds in the HTML, then
- * uploads an image, follows the job's server-sent events and shows a before/after comparison.
+ * uploads an image, follows the job's server-sent events and shows a before/after comparison,
+ * what ran (mode, models, content, LR-PSNR) and, when asked for, the invented-detail map laid
+ * over the result.
  * Plain DOM; bundled by scripts/build.mjs into dist/page/page.js (iife, es2020).
  */
 export {};
@@ -26,6 +28,50 @@ interface ModelInfo {
   default: boolean;
 }
 
+type Mode = '' | 'fidelity' | 'balanced' | 'creative';
+
+const MODE_DESCRIPTIONS: Record<Mode, string> = {
+  '': 'The model you choose, alone.',
+  fidelity: 'Stays with the input: the most faithful model for the content, colour-fixed and made consistent with the input.',
+  balanced: 'The fast general model for the content, colour-fixed. Move Creativity to blend the fidelity and creative results instead.',
+  creative: 'A GAN that invents plausible detail (texture, hair, foliage), colour-anchored to the input.',
+};
+
+/** Where the creativity slider rests for each mode until the user moves it (then, and only then, it is sent). */
+const CREATIVITY_DEFAULTS: Record<Exclude<Mode, ''>, { value: number; text: string; hint: string }> = {
+  fidelity: { value: 0, text: '0', hint: 'Fidelity: 0, the faithful result. Move it to blend in the creative one.' },
+  balanced: { value: 0.5, text: 'off', hint: 'Balanced: the fast model alone. Move it to blend the fidelity (0) and creative (1) results instead.' },
+  creative: { value: 1, text: '1', hint: 'Creative: 1, the creative result. Move it towards 0 to stay closer to the input.' },
+};
+
+interface MapSummary {
+  mean: number;
+  /** Share of pixels over 0.5. */
+  shareOver: number;
+  /** Bounding boxes in output pixels, largest first. */
+  regions: { x: number; y: number; width: number; height: number; pixels: number }[];
+}
+
+/** What the pipeline reported for a finished job (GET /v1/jobs/:id, `report`). */
+interface JobReport {
+  mode?: string;
+  content: string;
+  contentDetected: boolean;
+  creativity?: number;
+  consistent: boolean;
+  tta?: number;
+  models: Partial<Record<'result' | 'fidelity' | 'creative', string>>;
+  lrPsnr: number;
+  map?: MapSummary;
+}
+
+interface JobStatus {
+  id: string;
+  model: string;
+  result: { available: boolean; width?: number; height?: number; map: boolean };
+  report?: JobReport;
+}
+
 type JobEvent =
   | { type: 'queued'; position?: number }
   | { type: 'running' }
@@ -44,10 +90,10 @@ class ApiError extends Error {
   }
 }
 
-function $<T extends HTMLElement>(id: string): T {
-  const el = document.getElementById(id);
+function $<T extends Element>(id: string): T {
+  const el = document.querySelector<T>(`#${id}`);
   if (!el) throw new Error(`the page has no #${id}`);
-  return el as T;
+  return el;
 }
 
 const ui = {
@@ -56,13 +102,22 @@ const ui = {
   drop: $<HTMLLabelElement>('drop'),
   file: $<HTMLInputElement>('file'),
   fileInfo: $<HTMLSpanElement>('file-info'),
+  mode: $<HTMLSelectElement>('mode'),
+  modeDescription: $<HTMLParagraphElement>('mode-description'),
   model: $<HTMLSelectElement>('model'),
   modelDescription: $<HTMLParagraphElement>('model-description'),
   scale: $<HTMLSelectElement>('scale'),
   scaleCustom: $<HTMLInputElement>('scale-custom'),
   outputSize: $<HTMLParagraphElement>('output-size'),
+  creativity: $<HTMLInputElement>('creativity'),
+  creativityValue: $<HTMLOutputElement>('creativity-value'),
+  creativityReset: $<HTMLButtonElement>('creativity-reset'),
+  creativityHint: $<HTMLParagraphElement>('creativity-hint'),
+  content: $<HTMLSelectElement>('content'),
+  map: $<HTMLInputElement>('map'),
   tile: $<HTMLInputElement>('tile'),
   overlap: $<HTMLInputElement>('overlap'),
+  tta: $<HTMLSelectElement>('tta'),
   upscale: $<HTMLButtonElement>('upscale'),
   cancel: $<HTMLButtonElement>('cancel'),
   progressBox: $<HTMLDivElement>('progress-box'),
@@ -74,6 +129,13 @@ const ui = {
   before: $<HTMLImageElement>('before'),
   after: $<HTMLImageElement>('after'),
   divider: $<HTMLDivElement>('divider'),
+  mapOverlay: $<HTMLCanvasElement>('map-overlay'),
+  mapRegions: $<SVGSVGElement>('map-regions'),
+  mapControls: $<HTMLDivElement>('map-controls'),
+  mapShow: $<HTMLInputElement>('map-show'),
+  mapOpacity: $<HTMLInputElement>('map-opacity'),
+  mapSummary: $<HTMLParagraphElement>('map-summary'),
+  report: $<HTMLDListElement>('report'),
   split: $<HTMLInputElement>('split'),
   resultInfo: $<HTMLSpanElement>('result-info'),
   download: $<HTMLAnchorElement>('download'),
@@ -89,6 +151,8 @@ const state = {
   resultUrl: '',
   jobId: '',
   busy: false,
+  /** Creativity is sent only once the user has moved the slider for the current mode. */
+  creativityMoved: false,
 };
 
 // ---------------------------------------------------------------- token and pairing
@@ -177,8 +241,11 @@ function clearError(): void {
 function refreshControls(): void {
   ui.upscale.disabled = !state.paired || !state.file || state.busy;
   ui.cancel.disabled = !state.busy || !state.jobId;
-  ui.model.disabled = !state.paired || state.busy;
-  for (const el of [ui.scale, ui.scaleCustom, ui.tile, ui.overlap, ui.file]) el.disabled = state.busy;
+  // A mode picks its models by content, so the model choice only applies without one.
+  ui.model.disabled = !state.paired || state.busy || modeValue() !== '';
+  ui.creativity.disabled = state.busy || modeValue() === '';
+  ui.creativityReset.disabled = state.busy;
+  for (const el of [ui.mode, ui.scale, ui.scaleCustom, ui.tile, ui.overlap, ui.tta, ui.content, ui.map, ui.file]) el.disabled = state.busy;
 }
 
 function formatSeconds(s: number): string {
@@ -205,8 +272,46 @@ async function loadModels(): Promise<void> {
 }
 
 function showModelDescription(): void {
+  if (modeValue() !== '') {
+    ui.modelDescription.textContent = 'The mode picks the models for the content; the result names them.';
+    return;
+  }
   const m = state.models.find((x) => x.id === ui.model.value);
   ui.modelDescription.textContent = m ? m.description : '';
+}
+
+function modeValue(): Mode {
+  return ui.mode.value as Mode;
+}
+
+/** The mode's description, its creativity default (until the slider is moved) and which controls apply. */
+function showMode(): void {
+  const mode = modeValue();
+  ui.modeDescription.textContent = MODE_DESCRIPTIONS[mode];
+  state.creativityMoved = false;
+  showCreativity();
+  showModelDescription();
+  refreshControls();
+}
+
+function showCreativity(): void {
+  const mode = modeValue();
+  ui.creativityReset.hidden = !state.creativityMoved;
+  if (mode === '') {
+    ui.creativity.value = '0';
+    ui.creativityValue.textContent = '—';
+    ui.creativityHint.textContent = 'Only with a mode: 0 stays with the input, 1 invents the most detail.';
+    return;
+  }
+  if (state.creativityMoved) {
+    ui.creativityValue.textContent = Number(ui.creativity.value).toFixed(2);
+    ui.creativityHint.textContent = '0 stays with the input, 1 invents the most detail; in between blends the two results.';
+    return;
+  }
+  const preset = CREATIVITY_DEFAULTS[mode];
+  ui.creativity.value = String(preset.value);
+  ui.creativityValue.textContent = preset.text;
+  ui.creativityHint.textContent = preset.hint;
 }
 
 function scaleValue(): number {
@@ -226,7 +331,17 @@ function showOutputSize(): void {
 
 /** Query string for POST /v1/jobs; throws a readable message for values out of range. */
 function jobQuery(): string {
-  const q = new URLSearchParams({ model: ui.model.value });
+  const q = new URLSearchParams();
+  const mode = modeValue();
+  if (mode) {
+    q.set('mode', mode);
+    if (state.creativityMoved) q.set('creativity', String(Number(ui.creativity.value)));
+  } else {
+    q.set('model', ui.model.value);
+  }
+  if (ui.content.value !== 'auto') q.set('content', ui.content.value);
+  if (ui.map.checked) q.set('map', 'true');
+  if (ui.tta.value) q.set('tta', ui.tta.value);
   const scale = scaleValue();
   if (!(scale >= 1 && scale <= 16)) throw new Error('Scale must be a number from 1 to 16.');
   q.set('scale', String(scale));
@@ -383,8 +498,18 @@ async function upscale(): Promise<void> {
       return;
     }
     setIndeterminate('Downloading the result…');
-    const blob = await (await api(`/v1/jobs/${encodeURIComponent(state.jobId)}/result?format=png`)).blob();
-    await showResult(file, blob, scale);
+    const jobPath = `/v1/jobs/${encodeURIComponent(state.jobId)}`;
+    const status = (await (await api(jobPath)).json()) as JobStatus;
+    const blob = await (await api(`${jobPath}/result?format=png`)).blob();
+    const mapBlob = status.result.map ? await (await api(`${jobPath}/map?format=png`)).blob() : undefined;
+    await showResult(file, blob, scale, status);
+    if (mapBlob) {
+      try {
+        await showMap(mapBlob, ui.after.naturalWidth, ui.after.naturalHeight, status.report?.map);
+      } catch (e) {
+        throw new Error(`The result is ready, but its invented-detail map cannot be shown: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
     ui.progress.value = ui.progress.max;
     ui.progress.dataset.state = 'done';
     ui.progressText.textContent = `Done in ${formatSeconds((performance.now() - t0) / 1000)}.`;
@@ -419,7 +544,7 @@ function loaded(img: HTMLImageElement, src: string): Promise<boolean> {
   });
 }
 
-async function showResult(file: File, blob: Blob, scale: number): Promise<void> {
+async function showResult(file: File, blob: Blob, scale: number, status: JobStatus): Promise<void> {
   if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
   state.resultUrl = URL.createObjectURL(blob);
   if (!(await loaded(ui.after, state.resultUrl))) throw new Error('The browser could not show the result image.');
@@ -435,14 +560,126 @@ async function showResult(file: File, blob: Blob, scale: number): Promise<void> 
   ui.download.download = `${baseName(file)}-x${label}.png`;
   ui.download.textContent = `Download ${ui.download.download}`;
   ui.resultInfo.textContent = `${width} × ${height} px · ${formatBytes(blob.size)}${beforeShown ? '' : ' · this browser cannot show the original for comparison'}`;
+  hideMap();
+  showReport(status);
   ui.result.hidden = false;
   setSplit();
 }
 
 function setSplit(): void {
   const p = Number(ui.split.value);
-  ui.after.style.clipPath = `inset(0 0 0 ${p}%)`;
+  for (const el of [ui.after, ui.mapOverlay, ui.mapRegions]) el.style.clipPath = `inset(0 0 0 ${p}%)`;
   ui.divider.style.left = `${p}%`;
+}
+
+// ---------------------------------------------------------------- what ran, and the map
+
+function formatLrPsnr(db: number): string {
+  // The bridge caps a bit-exact match at 100 dB.
+  return db >= 100 ? '100 dB (identical)' : `${db.toFixed(2)} dB`;
+}
+
+function showReport(status: JobStatus): void {
+  const report = status.report;
+  const rows: [string, string, string?][] = [];
+  if (report) {
+    rows.push(['Mode', report.mode ?? 'none (the model alone)']);
+    const models = (['result', 'fidelity', 'creative'] as const).filter((role) => report.models[role]).map((role) => (role === 'result' ? report.models[role]! : `${role}: ${report.models[role]}`));
+    rows.push([models.length > 1 ? 'Models' : 'Model', models.join(' · ')]);
+    rows.push(['Content', `${report.content} (${report.contentDetected ? 'detected' : 'as chosen'})`]);
+    if (report.creativity !== undefined) rows.push(['Creativity', report.creativity.toFixed(2)]);
+    if (report.tta !== undefined) rows.push(['TTA', `${report.tta} passes averaged`]);
+    rows.push(['Consistent with input', report.consistent ? 'yes (projected onto the input)' : 'no']);
+    rows.push(['LR-PSNR', formatLrPsnr(report.lrPsnr), 'lr-psnr']);
+  } else {
+    rows.push(['Model', status.model]);
+  }
+  ui.report.replaceChildren(
+    ...rows.flatMap(([term, value, id]) => {
+      const dt = document.createElement('dt');
+      dt.textContent = term;
+      const dd = document.createElement('dd');
+      dd.textContent = value;
+      if (id) dd.id = id;
+      return [dt, dd];
+    }),
+  );
+  const lrPsnr = document.getElementById('lr-psnr');
+  if (lrPsnr && report) {
+    lrPsnr.dataset.db = String(report.lrPsnr);
+    lrPsnr.title = 'The result scaled back down to the input size, compared with the input: higher stays closer to the input.';
+  }
+}
+
+function hideMap(): void {
+  ui.mapControls.hidden = true;
+  ui.mapOverlay.hidden = true;
+  ui.mapRegions.toggleAttribute('hidden', true);
+  ui.mapRegions.replaceChildren();
+  ui.mapSummary.textContent = '';
+}
+
+/**
+ * Lays the map over the result: a magenta layer whose alpha is the map (0 = supported by the
+ * input, 255 = invented), drawn on a canvas of the result's own size so each map pixel covers its
+ * result pixel. Magenta rarely occurs in photos, so invented areas stand out where plain grey would
+ * read as a haze. Decoded without colour management, so alpha is the map's byte exactly.
+ */
+async function showMap(blob: Blob, width: number, height: number, summary: MapSummary | undefined): Promise<void> {
+  const bitmap = await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+  try {
+    if (bitmap.width !== width || bitmap.height !== height) {
+      throw new Error(`the map is ${bitmap.width} × ${bitmap.height} px but the result is ${width} × ${height} px`);
+    }
+    const canvas = ui.mapOverlay;
+    canvas.width = width;
+    canvas.height = height;
+    const context = canvas.getContext('2d', { willReadFrequently: true });
+    if (!context) throw new Error(`this browser cannot draw a ${width} × ${height} px canvas`);
+    context.clearRect(0, 0, width, height);
+    context.drawImage(bitmap, 0, 0);
+    const pixels = context.getImageData(0, 0, width, height);
+    const d = pixels.data;
+    for (let i = 0; i < d.length; i += 4) {
+      d[i + 3] = d[i];
+      d[i] = 255;
+      d[i + 1] = 0;
+      d[i + 2] = 255;
+    }
+    context.putImageData(pixels, 0, 0);
+  } finally {
+    bitmap.close();
+  }
+
+  ui.mapRegions.setAttribute('viewBox', `0 0 ${width} ${height}`);
+  ui.mapRegions.replaceChildren(
+    ...(summary?.regions ?? []).map((r, i) => {
+      const rect = document.createElementNS('http://www.w3.org/2000/svg', 'rect');
+      for (const [k, v] of Object.entries({ x: r.x, y: r.y, width: r.width, height: r.height })) rect.setAttribute(k, String(v));
+      const title = document.createElementNS('http://www.w3.org/2000/svg', 'title');
+      title.textContent = `Invented region ${i + 1}: ${r.width} × ${r.height} px at (${r.x}, ${r.y}), ${r.pixels} px over 0.5`;
+      rect.append(title);
+      return rect;
+    }),
+  );
+  if (summary) {
+    const n = summary.regions.length;
+    ui.mapSummary.textContent =
+      `Invented detail: mean ${summary.mean.toFixed(3)} · ${(summary.shareOver * 100).toFixed(1)} % of pixels over 0.5` +
+      (n ? ` · the ${n === 1 ? 'largest region is' : `${n} largest regions are`} outlined` : ' · no region over 0.5');
+  } else {
+    ui.mapSummary.textContent = 'Magenta marks detail the input does not support.';
+  }
+  ui.mapControls.hidden = false;
+  showMapLayer();
+}
+
+function showMapLayer(): void {
+  const shown = !ui.mapControls.hidden && ui.mapShow.checked;
+  ui.mapOverlay.hidden = !shown;
+  ui.mapRegions.toggleAttribute('hidden', !shown);
+  ui.mapOverlay.style.opacity = String(Number(ui.mapOpacity.value) / 100);
+  ui.mapOpacity.disabled = !ui.mapShow.checked;
 }
 
 // ---------------------------------------------------------------- wiring
@@ -469,6 +706,18 @@ ui.drop.addEventListener('drop', (e) => {
   if (!state.busy) chooseFile(e.dataTransfer?.files[0]);
 });
 ui.model.addEventListener('change', showModelDescription);
+ui.mode.addEventListener('change', showMode);
+ui.creativity.addEventListener('input', () => {
+  state.creativityMoved = true;
+  showCreativity();
+});
+ui.creativityReset.addEventListener('click', () => {
+  state.creativityMoved = false;
+  showCreativity();
+  ui.creativity.focus();
+});
+ui.mapShow.addEventListener('change', showMapLayer);
+ui.mapOpacity.addEventListener('input', showMapLayer);
 ui.scale.addEventListener('change', () => {
   ui.scaleCustom.hidden = ui.scale.value !== 'custom';
   if (!ui.scaleCustom.hidden) ui.scaleCustom.focus();
@@ -483,6 +732,7 @@ ui.form.addEventListener('submit', (e) => {
 ui.cancel.addEventListener('click', guard(cancel));
 
 async function start(): Promise<void> {
+  showMode();
   setConnection('connecting', 'Connecting…');
   try {
     await loadModels();

@@ -2,6 +2,7 @@ import { existsSync, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Browser, BrowserContext, chromium, Page } from 'playwright-core';
+import sharp from 'sharp';
 import { freePort } from './bridge-harness';
 import { buildBridge, Bridge } from '../../bridge-server/app';
 import { nodeEngine } from '../../bridge-server/engine';
@@ -11,13 +12,17 @@ import { CHROMIUM, STEP_MS, within, recordProgress, progressLog } from '../brows
 /**
  * The bridge's own page in a real browser (Debian's chromium, driven by playwright-core), against
  * the real server on loopback: pairing, upload, progress from the event stream, the result and
- * its download link, cancelling, and a readable error. Needs `npm run build` (dist/page), which
- * `npm test` runs first, and /usr/bin/chromium, which .ci/run installs.
+ * its download link, cancelling, and a readable error; modes, what ran, and the invented-detail
+ * map laid over the result. Needs `npm run build` (dist/page), which `npm test` runs first, and
+ * /usr/bin/chromium, which .ci/run installs.
+ *
+ * UPBRIDGE_UPDATE_SCREENSHOTS=1 also writes bridge-server/page/screenshot-map.png (the README's picture).
  */
 const ROOT = path.join(__dirname, '..', '..');
 const SAMPLE = path.join(ROOT, 'test', 'fixtures', 'ncnn-reference', 'input-a.png');
 const PHOTO = path.join(ROOT, 'test', 'fixtures', 'photo-161x121.png');
 const SCREENSHOT = path.join(os.tmpdir(), 'upbridge-page.png');
+const README_MAP_SCREENSHOT = path.join(ROOT, 'bridge-server', 'page', 'screenshot-map.png');
 
 jest.setTimeout(60_000);
 
@@ -220,5 +225,162 @@ test('Cancel stops a running job', async () => {
   await expect(page.locator('#upscale').isEnabled()).resolves.toBe(true);
   await expect(page.locator('#result').isHidden()).resolves.toBe(true);
   expect(bridge.queue.get(id)?.state).toBe('cancelled');
+  expect(pageErrors).toEqual([]);
+});
+
+// ---------------------------------------------------------------- modes and the invented-detail map
+
+/** A square from the photo fixture (the window in the brick wall: flat paint beside texture), tiny so the two large models of a mode run in seconds. */
+function photoCrop(side: number): Promise<Buffer> {
+  return sharp(PHOTO).extract({ left: 86, top: 66, width: side, height: side }).png().toBuffer();
+}
+
+/** Clicks Upscale and returns the query the page sent and the job id the bridge answered. */
+async function submit(page: Page): Promise<{ query: Record<string, string>; id: string }> {
+  const response = page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/v1/jobs');
+  await page.locator('#upscale').click();
+  const answered = await response;
+  expect(answered.status()).toBe(202);
+  return { query: Object.fromEntries(new URL(answered.url()).searchParams), id: ((await answered.json()) as { id: string }).id };
+}
+
+/** Waits for the page to finish the job; a failure throws the page's own message. */
+async function finished(page: Page): Promise<void> {
+  await page.locator('#progress[data-state="done"], #progress[data-state="failed"]').waitFor({ state: 'attached', timeout: 90_000 });
+  if ((await page.locator('#progress').getAttribute('data-state')) === 'failed') throw new Error(`the job failed in the page: ${await page.locator('#message').textContent()}`);
+}
+
+/** GET /v1/jobs/:id as any client sees it, with the token the page paired for. */
+async function jobStatus(page: Page, id: string): Promise<{ result: { width: number; height: number; map: boolean }; report: { mode?: string; content: string; contentDetected: boolean; creativity?: number; models: Record<string, string>; lrPsnr: number; map?: { mean: number; shareOver: number; regions: { x: number; y: number; width: number; height: number }[] } } }> {
+  const token = await within(page.evaluate(() => localStorage.getItem('upbridge.token')), STEP_MS, 'reading localStorage');
+  const res = await fetch(`${baseUrl}v1/jobs/${id}`, { headers: { authorization: `Bearer ${token}` } });
+  expect(res.status).toBe(200);
+  return res.json() as never;
+}
+
+test('creative mode with the map: the request carries them, the map lies on the result pixel for pixel, and the page shows what ran', async () => {
+  const page = await openPage();
+  await page.locator('#file').setInputFiles({ name: 'crop.png', mimeType: 'image/png', buffer: await photoCrop(32) });
+  await page.locator('#output-size', { hasText: '128 × 128' }).waitFor();
+
+  // A mode picks its models: the model choice steps aside, and the slider shows the mode's default.
+  await expect(page.locator('#creativity').isDisabled()).resolves.toBe(true);
+  await page.locator('#mode').selectOption('creative');
+  await expect(page.locator('#model').isDisabled()).resolves.toBe(true);
+  await expect(page.locator('#creativity').isEnabled()).resolves.toBe(true);
+  await expect(page.locator('#creativity').inputValue()).resolves.toBe('1');
+  await expect(page.locator('#creativity-value').textContent()).resolves.toBe('1');
+  // Moved, it is sent.
+  await page.locator('#creativity').fill('0.8');
+  await expect(page.locator('#creativity-value').textContent()).resolves.toBe('0.80');
+  await page.locator('#map').check();
+
+  const { query, id } = await submit(page);
+  expect(query).toEqual({ mode: 'creative', creativity: '0.8', map: 'true', scale: '4' });
+  await finished(page);
+  const status = await jobStatus(page, id);
+  const report = status.report;
+  expect(report).toMatchObject({ mode: 'creative', creativity: 0.8, contentDetected: true });
+  expect(status.result).toMatchObject({ width: 128, height: 128, map: true });
+
+  // The overlay: a canvas of the result's own size, in the same box as the result.
+  const geometry = await within(
+    page.evaluate(() => {
+      const after = document.getElementById('after') as HTMLImageElement;
+      const overlay = document.getElementById('map-overlay') as HTMLCanvasElement;
+      const box = (el: Element) => { const r = el.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; };
+      return { result: [after.naturalWidth, after.naturalHeight], overlay: [overlay.width, overlay.height], afterBox: box(after), overlayBox: box(overlay), clip: [after.style.clipPath, overlay.style.clipPath] };
+    }),
+    STEP_MS,
+    'reading the overlay geometry',
+  );
+  expect(geometry.result).toEqual([128, 128]);
+  expect(geometry.overlay).toEqual([128, 128]);
+  expect(geometry.overlayBox).toEqual(geometry.afterBox);
+  expect(geometry.clip[1]).toBe(geometry.clip[0]);
+
+  // Pixel for pixel: the overlay's alpha is the map the bridge made, and its colour is magenta.
+  const map = bridge.queue.get(id)!.map!;
+  expect([map.width, map.height, map.channels]).toEqual([128, 128, 1]);
+  expect(Math.max(...map.data) - Math.min(...map.data)).toBeGreaterThan(50); // a map with something to line up
+  const overlayPixels = await within(
+    page.evaluate(() => {
+      const overlay = document.getElementById('map-overlay') as HTMLCanvasElement;
+      return Array.from(overlay.getContext('2d')!.getImageData(0, 0, overlay.width, overlay.height).data);
+    }),
+    STEP_MS,
+    'reading the overlay pixels',
+  );
+  const alpha = overlayPixels.filter((_, i) => i % 4 === 3);
+  expect(alpha).toEqual(Array.from(map.data));
+  const strongest = alpha.indexOf(Math.max(...alpha)) * 4;
+  expect(overlayPixels.slice(strongest, strongest + 3)).toEqual([255, 0, 255]);
+
+  // The toggle hides and shows it (outlines with it); the slider sets its opacity.
+  const overlay = page.locator('#map-overlay');
+  await expect(overlay.isVisible()).resolves.toBe(true);
+  await page.locator('#map-show').uncheck();
+  await expect(overlay.isHidden()).resolves.toBe(true);
+  await expect(page.locator('#map-regions').isHidden()).resolves.toBe(true);
+  await expect(page.locator('#map-opacity').isDisabled()).resolves.toBe(true);
+  await page.locator('#map-show').check();
+  await expect(overlay.isVisible()).resolves.toBe(true);
+  await page.locator('#map-opacity').fill('30');
+  await expect(overlay.evaluate((el) => getComputedStyle(el).opacity)).resolves.toBe('0.3');
+  await page.locator('#map-opacity').fill('60');
+  await expect(overlay.evaluate((el) => getComputedStyle(el).opacity)).resolves.toBe('0.6');
+
+  // The summary and the outlined regions are the report's.
+  const summary = report.map!;
+  await expect(page.locator('#map-summary').textContent()).resolves.toContain(`mean ${summary.mean.toFixed(3)} · ${(summary.shareOver * 100).toFixed(1)} % of pixels over 0.5`);
+  const rects = await page.locator('#map-regions rect').evaluateAll((els) => els.map((e) => ['x', 'y', 'width', 'height'].map((k) => Number(e.getAttribute(k)))));
+  expect(rects).toEqual(summary.regions.map((r) => [r.x, r.y, r.width, r.height]));
+  await expect(page.locator('#map-regions').getAttribute('viewBox')).resolves.toBe('0 0 128 128');
+
+  // What ran, and the LR-PSNR, as the job reports them.
+  const lrPsnr = page.locator('#lr-psnr');
+  await expect(lrPsnr.getAttribute('data-db')).resolves.toBe(String(report.lrPsnr));
+  await expect(lrPsnr.textContent()).resolves.toBe(`${report.lrPsnr.toFixed(2)} dB`);
+  const shown = await page.locator('#report').textContent();
+  expect(shown).toContain('Modecreative');
+  expect(shown).toContain(`creative: ${report.models.creative}`);
+  expect(shown).toContain(`fidelity: ${report.models.fidelity}`);
+  expect(shown).toContain(`Content${report.content} (detected)`);
+  expect(shown).toContain('Creativity0.80');
+
+  await expect(page.locator('#message').isHidden()).resolves.toBe(true);
+  await page.locator('#split').fill('35');
+  await expect(overlay.evaluate((el) => el.style.clipPath)).resolves.toBe('inset(0px 0px 0px 35%)');
+  const shot = await page.screenshot({ path: path.join(os.tmpdir(), 'upbridge-page-map.png'), fullPage: true });
+  if (process.env.UPBRIDGE_UPDATE_SCREENSHOTS === '1') await fs.writeFile(README_MAP_SCREENSHOT, shot);
+  expect(pageErrors).toEqual([]);
+}, 120_000);
+
+test('a job without the map shows no overlay controls; creativity is sent only once moved', async () => {
+  const page = await openPage();
+  await page.locator('#file').setInputFiles({ name: 'crop.png', mimeType: 'image/png', buffer: await photoCrop(24) });
+  await page.locator('#mode').selectOption('balanced');
+  await expect(page.locator('#creativity-value').textContent()).resolves.toBe('off');
+  await expect(page.locator('#creativity-hint').textContent()).resolves.toContain('the fast model alone');
+  await page.locator('#creativity').fill('0.3');
+  await expect(page.locator('#creativity-value').textContent()).resolves.toBe('0.30');
+  await page.locator('#creativity-reset').click();
+  await expect(page.locator('#creativity-value').textContent()).resolves.toBe('off');
+  await expect(page.locator('#creativity-reset').isHidden()).resolves.toBe(true);
+
+  const { query, id } = await submit(page);
+  expect(query).toEqual({ mode: 'balanced', scale: '4' });
+  await finished(page);
+  const { report, result } = await jobStatus(page, id);
+  expect(result.map).toBe(false);
+  expect(report.models).toEqual({ result: expect.any(String) });
+
+  await expect(page.locator('#map-controls').isHidden()).resolves.toBe(true);
+  await expect(page.locator('#map-overlay').isHidden()).resolves.toBe(true);
+  await expect(page.locator('#map-regions rect').count()).resolves.toBe(0);
+  await expect(page.locator('#lr-psnr').textContent()).resolves.toBe(report.lrPsnr >= 100 ? '100 dB (identical)' : `${report.lrPsnr.toFixed(2)} dB`);
+  const shown = await page.locator('#report').textContent();
+  expect(shown).toContain('Modebalanced');
+  expect(shown).toContain(`Model${report.models.result}`);
   expect(pageErrors).toEqual([]);
 });
