@@ -5,42 +5,19 @@
  * 4x for every model (passes + Lanczos where the native scale differs), 2x for 2x-native models.
  * Photos and illustrations (CSet14_comic, CSet14_ppt3) are averaged apart.
  *
- *   npm run quality -- [--images DIR] [--only-images CSet5,CSet14_comic] [--models id,id] [--out bench/quality.json]
+ *   npm run quality:catalogue -- [--images DIR] [--only-images CSet5,CSet14_comic] [--models id,id] [--out bench/quality.json]
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import sharp from 'sharp';
 import { catalogue, ModelEntry } from '../core/catalogue';
-import { lumaBt601, psnr, shave, ssim } from '../core/metrics';
 import { sharpResampler } from '../core/node/image-io';
 import { ModelStore } from '../core/node/model-store';
 import { ortRunner, releaseOrtRunners } from '../core/node/ort-session';
 import { Raster } from '../core/raster';
 import { upscaleRaster, windowConventions } from '../core/upscale';
+import { arg, groundTruthCase, resize, rgb, score } from './quality-kit';
 
 const ILLUSTRATIONS = new Set(['CSet14_comic', 'CSet14_ppt3']);
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : fallback;
-}
-
-async function rgb(file: string): Promise<Raster> {
-  const { data, info } = await sharp(file).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-  return { width: info.width, height: info.height, channels: 3, depth: 8, data: new Uint8Array(data) };
-}
-
-const toSharp = (r: Raster) => sharp(Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength), { raw: { width: r.width, height: r.height, channels: r.channels } });
-async function resize(r: Raster, width: number, height: number, kernel: 'cubic' | 'lanczos3'): Promise<Raster> {
-  const data = await toSharp(r).resize(width, height, { kernel, fit: 'fill' }).raw().toBuffer();
-  return { width, height, channels: 3, depth: 8, data: new Uint8Array(data) };
-}
-
-function score(result: Raster, truth: Raster, scale: number) {
-  const a = shave(lumaBt601(result.data, result.width, result.height, 3), scale);
-  const b = shave(lumaBt601(truth.data, truth.width, truth.height, 3), scale);
-  return { psnr: psnr(a.data, b.data, 255).db, ssim: ssim(a, b) };
-}
 
 interface Row {
   method: string;
@@ -84,10 +61,8 @@ async function main(): Promise<void> {
     const set = ILLUSTRATIONS.has(name) ? 'illustration' : 'photo';
     const hr = await rgb(path.join(dir, file));
     for (const scale of [4, 2]) {
-      const width = hr.width - (hr.width % scale);
-      const height = hr.height - (hr.height % scale);
-      const truth: Raster = { width, height, channels: 3, depth: 8, data: new Uint8Array(await toSharp(hr).extract({ left: 0, top: 0, width, height }).raw().toBuffer()) };
-      const lr = await resize(truth, width / scale, height / scale, 'cubic');
+      const { truth, lr } = await groundTruthCase(hr, scale);
+      const { width, height } = truth;
       cases.push({ name, set, scale, truth, lr });
       add('bicubic', scale, set, score(await resize(lr, width, height, 'cubic'), truth, scale), 0);
       add('lanczos', scale, set, score(await resize(lr, width, height, 'lanczos3'), truth, scale), 0);

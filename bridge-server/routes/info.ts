@@ -40,6 +40,7 @@ export async function infoRoutes(app: FastifyInstance, opts: { engine: Engine; q
         response: {
           200: Type.Object({
             defaultModel: Type.String(),
+            modeDefaults: Type.Record(Type.String(), Type.Record(Type.String(), Type.String()), { description: 'per content type (photo, illustration), the model each mode runs (fidelity, balanced, creative)' }),
             models: Type.Array(
               Type.Object({ id: Type.String(), name: Type.String(), description: Type.String(), scale: Type.Number(), licence: Type.String(), ready: Type.Boolean(), default: Type.Boolean() }),
             ),
@@ -51,6 +52,7 @@ export async function infoRoutes(app: FastifyInstance, opts: { engine: Engine; q
       const ready = new Set(await opts.engine.readyModels());
       return {
         defaultModel: catalogue.defaultModel,
+        modeDefaults: catalogue.modeDefaults,
         models: catalogue.models.map((m) => ({
           id: m.id,
           name: m.name,

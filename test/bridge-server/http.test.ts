@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { Engine } from '../../bridge-server/config';
+import { catalogue } from '../../core/catalogue';
 import { nodeEngine } from '../../bridge-server/engine';
 import { syntheticRaster } from '../helpers';
 import {
@@ -604,6 +605,11 @@ describe('info routes', () => {
     const body = res.json();
     expect(body.defaultModel).toBe(FAST_MODEL);
     expect(body.models.find((m: { id: string }) => m.id === FAST_MODEL)).toMatchObject({ ready: true, default: true, scale: 4 });
+    // What each mode runs, per content type, so a client can name the models before a run.
+    expect(body.modeDefaults).toEqual(catalogue.modeDefaults);
+    for (const byMode of Object.values(body.modeDefaults as Record<string, Record<string, string>>)) {
+      for (const id of Object.values(byMode)) expect(body.models.some((m: { id: string }) => m.id === id)).toBe(true);
+    }
   });
 
   it('GET /openapi.json lists the public API paths', async () => {
@@ -611,7 +617,7 @@ describe('info routes', () => {
     expect(res.status).toBe(200);
     const doc = res.json();
     expect(doc.openapi).toMatch(/^3\./);
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/jobs', '/v1/health', '/v1/pair', '/v1/models', '/v1/jobs/{id}', '/v1/jobs/{id}/result', '/v1/jobs/{id}/events']));
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/jobs', '/v1/health', '/v1/pair', '/v1/models', '/v1/jobs/{id}', '/v1/jobs/{id}/result', '/v1/jobs/{id}/map', '/v1/jobs/{id}/events']));
     expect(Object.keys(doc.paths['/v1/jobs'])).toContain('post');
     expect(Object.keys(doc.paths['/v1/jobs/{id}'])).toEqual(expect.arrayContaining(['get', 'delete']));
   });
