@@ -18,7 +18,8 @@ export const DEFAULT_LIMITS: BridgeLimits = {
 
 /** What runs models: real ONNX Runtime sessions in the server, the same in tests. */
 export interface Engine {
-  runner(modelId: string): Promise<InferenceRunner>;
+  /** `onInstallStep` hears about a first-use download and conversion (minutes, for a big package). */
+  runner(modelId: string, onInstallStep?: (step: string) => void): Promise<InferenceRunner>;
   /** Model ids installed and ready to run. */
   readyModels(): Promise<string[]>;
   providers(): string[];

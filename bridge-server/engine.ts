@@ -7,8 +7,8 @@ import { Engine } from './config';
 /** The bridge's engine: models from the store, run by onnxruntime-node. */
 export function nodeEngine(store: ModelStore = new ModelStore()): Engine {
   return {
-    async runner(modelId) {
-      return ortRunner((await store.ensureOne(modelId)).onnxPath);
+    async runner(modelId, onInstallStep) {
+      return ortRunner((await store.ensureOne(modelId, onInstallStep && ((_id, step) => onInstallStep(step)))).onnxPath);
     },
     async readyModels() {
       // A corrupt file is "not ready" here (health must answer); using it reports the repair.

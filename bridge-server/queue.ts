@@ -14,6 +14,7 @@ export type JobEvent =
   | { type: 'queued'; position: number }
   | { type: 'running' }
   | { type: 'progress'; progress: JobProgress }
+  | { type: 'stage'; stage: string }
   | { type: 'done' }
   | { type: 'failed'; error: { code: string; message: string } }
   | { type: 'cancelled' };
@@ -26,12 +27,14 @@ export interface JobOutput {
 }
 
 /** What a job runs; the queue treats it as opaque. */
-export type JobExecutor<Input> = (input: Input, signal: AbortSignal, onProgress: (p: JobProgress) => void) => Promise<JobOutput>;
+export type JobExecutor<Input> = (input: Input, signal: AbortSignal, onProgress: (p: JobProgress) => void, onStage: (stage: string) => void) => Promise<JobOutput>;
 
 export class Job<Input = unknown> {
   readonly id = randomUUID();
   state: JobState = 'queued';
   progress: JobProgress = { done: 0, total: 0 };
+  /** What the running job is doing, in words ("installing esrgan-thick-x4: download", "fidelity model"). */
+  stage?: string;
   error?: { code: string; message: string };
   readonly createdAt = Date.now();
   startedAt?: number;
@@ -174,10 +177,19 @@ export class InProcessQueue<Input> implements JobQueue<Input> {
     job.startedAt = Date.now();
     job.emit({ type: 'running' });
     try {
-      const output = await this.execute(job.input, job.controller.signal, (p) => {
-        job.progress = p;
-        job.emit({ type: 'progress', progress: p });
-      });
+      const output = await this.execute(
+        job.input,
+        job.controller.signal,
+        (p) => {
+          job.progress = p;
+          job.emit({ type: 'progress', progress: p });
+        },
+        (stage) => {
+          if (stage === job.stage) return;
+          job.stage = stage;
+          job.emit({ type: 'stage', stage });
+        },
+      );
       throwIfCancelled(job.controller.signal);
       job.result = output.raster;
       job.map = output.map;

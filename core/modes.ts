@@ -239,9 +239,9 @@ export async function runUpscalePlan(input: Raster, plan: UpscalePlan, runtime: 
   const outputs = new Map<StageRole, { raster: Raster; spread?: Float32Array }>();
   for (const [k, stage] of stages.entries()) {
     check();
-    runtime.onStep?.(stage.role);
     const runner = await runtime.runnerFor(stage.model);
     check();
+    runtime.onStep?.(stage.role);
     const base = offset;
     const options: UpscaleOptions = {
       ...stageOptions(plan, stage.model),

@@ -24,11 +24,27 @@ export type BridgeJob = Job<BridgeJobInput>;
 
 /** Runs one job: the same pipeline call as the CLI, so results are identical byte for byte. */
 export function jobExecutor(engine: Engine) {
-  return async (input: BridgeJobInput, signal: AbortSignal, onProgress: (p: { done: number; total: number }) => void) => {
-    const result = await runUpscalePlan(input.raster, input.plan, { runnerFor: (m) => engine.runner(m.id), resampler: sharpResampler, signal, onProgress }, undefined, input.content);
+  return async (input: BridgeJobInput, signal: AbortSignal, onProgress: (p: { done: number; total: number }) => void, onStage: (stage: string) => void = () => {}) => {
+    const runtime = {
+      runnerFor: (m: { id: string }) => engine.runner(m.id, (step) => onStage(`installing ${m.id} (first use): ${step}`)),
+      resampler: sharpResampler,
+      signal,
+      onProgress,
+      onStep: (step: string) => onStage(STAGE_NAMES[step] ?? step),
+    };
+    const result = await runUpscalePlan(input.raster, input.plan, runtime, undefined, input.content);
     return { raster: result.raster, map: result.map && mapToRaster(result.map), report: { ...result.report } };
   };
 }
+
+const STAGE_NAMES: Record<string, string> = {
+  result: 'model',
+  fidelity: 'fidelity model',
+  creative: 'creative model',
+  'colour-fix': 'colour fix',
+  projection: 'consistency projection',
+  map: 'invented-detail map',
+};
 
 const JobQuery = Type.Object({
   model: Type.Optional(Type.String({ description: `model id; default ${catalogue.defaultModel}` })),
@@ -59,6 +75,7 @@ const JobStatus = Type.Object({
   model: Type.String(),
   scale: Type.Number(),
   progress: Type.Object({ done: Type.Number(), total: Type.Number() }),
+  stage: Type.Optional(Type.String({ description: 'what a running job does now, in words: installing a model on first use, which model, colour fix, projection, map' })),
   timings: Type.Object({ queuedMs: Type.Number(), runMs: Type.Number() }),
   error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
   result: Type.Object({
@@ -101,6 +118,7 @@ function status(job: BridgeJob) {
     model: resultModel(job.input.plan, job.input.content.content).id,
     scale: job.input.plan.scale,
     progress: job.progress,
+    ...(job.state === 'running' && job.stage ? { stage: job.stage } : {}),
     timings: job.timings(),
     ...(job.error ? { error: job.error } : {}),
     result: {
@@ -229,7 +247,7 @@ export async function jobRoutes(app: FastifyInstance, opts: { queue: InProcessQu
     },
   );
 
-  app.get('/v1/jobs/:id/events', { schema: { summary: 'Server-sent events: queued, running, progress (per tile), done | failed | cancelled', params: IdParams } }, async (request, reply) => {
+  app.get('/v1/jobs/:id/events', { schema: { summary: 'Server-sent events: queued, running, stage (what runs, in words), progress (per tile), done | failed | cancelled', params: IdParams } }, async (request, reply) => {
     const job = getJob((request.params as { id: string }).id);
     if (!job.finished && openStreams >= opts.maxEventStreams) {
       throw new UpbridgeError('UPB_RATE_LIMITED', `too many open event streams (${opts.maxEventStreams}); poll GET /v1/jobs/${job.id} instead`);
@@ -249,6 +267,7 @@ export async function jobRoutes(app: FastifyInstance, opts: { queue: InProcessQu
     if (job.state === 'queued') send({ type: 'queued', position: 0 });
     if (job.state === 'running') {
       send({ type: 'running' });
+      if (job.stage) send({ type: 'stage', stage: job.stage });
       if (job.progress.total > 0) send({ type: 'progress', progress: job.progress });
     }
     const ended = job.terminalEvent();

@@ -93,8 +93,8 @@ export class GatedEngine implements Engine {
     });
   }
 
-  async runner(modelId: string): Promise<InferenceRunner> {
-    const real = await this.inner.runner(modelId);
+  async runner(modelId: string, onInstallStep?: (step: string) => void): Promise<InferenceRunner> {
+    const real = await this.inner.runner(modelId, onInstallStep);
     return {
       provider: real.provider,
       run: async (input: TileTensor) => {

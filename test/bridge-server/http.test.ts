@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { Engine } from '../../bridge-server/config';
 import { catalogue } from '../../core/catalogue';
+import { ModelStore } from '../../core/node/model-store';
 import { nodeEngine } from '../../bridge-server/engine';
 import { syntheticRaster } from '../helpers';
 import {
@@ -53,7 +54,9 @@ const waitDone = (bridge: TestBridge, id: string) => waitForStatus(bridge, id, (
 /** Progress events of a run: done counts strictly increasing, ending at total, all with the same total. */
 function expectProgressStory(events: SseEvent[], terminal: string): void {
   const types = events.map((e) => e.type);
-  expect(types.join(' ')).toMatch(new RegExp(`^(queued )?running (progress )+${terminal}$`));
+  // A plain job says once what it runs (the model), then reports every tile.
+  expect(types.join(' ')).toMatch(new RegExp(`^(queued )?running stage (progress )+${terminal}$`));
+  expect(events.find((e) => e.type === 'stage')!.data).toEqual({ type: 'stage', stage: 'model' });
   expect(events[events.length - 1].data).toEqual({ type: terminal });
   const progress = events.filter((e) => e.type === 'progress').map((e) => e.data.progress as { done: number; total: number });
   const total = progress[0].total;
@@ -303,6 +306,7 @@ describe('bridge over HTTP (real server on loopback)', () => {
         model: FAST_MODEL,
         scale: 4,
         progress: { done: 1, total: 4 },
+        stage: 'model',
         timings: { queuedMs: expect.any(Number), runMs: expect.any(Number) },
         result: { available: false, expired: false, map: false },
       });
@@ -460,6 +464,28 @@ describe('bridge over HTTP (real server on loopback)', () => {
       expect((await waitDone(bridge, first)).state).toBe('done');
       expect(engine.calls - callsBefore).toBe(1);
     });
+  });
+});
+
+describe('first use of a model', () => {
+  it('a job whose model is not installed yet says so while it downloads and converts it, then runs it', async () => {
+    const home = await fs.mkdtemp(path.join(os.tmpdir(), 'upbridge-first-use-'));
+    const bridge = await startBridge({ engine: nodeEngine(new ModelStore(home)) });
+    try {
+      const id = await submitRaw(bridge, syntheticRaster(16, 16, 3, 8));
+      const sse = subscribe(bridge.port, id, bridge.token);
+      const events = await sse.ended;
+      const stages = events.filter((e) => e.type === 'stage').map((e) => e.data.stage);
+      // The stream replays the current stage on subscribe, so it starts at download (or just after, on a slow machine).
+      expect(stages[0]).toMatch(new RegExp(`^installing ${FAST_MODEL} \\(first use\\): (download|verify)$`));
+      expect(stages).toContain(`installing ${FAST_MODEL} (first use): convert`);
+      expect(stages.at(-1)).toBe('model');
+      expect(events.at(-1)!.type).toBe('done');
+      expect((await new ModelStore(home).check(FAST_MODEL)).state).toBe('ok');
+    } finally {
+      await bridge.close();
+      await fs.rm(home, { recursive: true, force: true });
+    }
   });
 });
 
