@@ -50,12 +50,45 @@ export interface JobStatus {
   progress: { done: number; total: number };
   timings: { queuedMs: number; runMs: number };
   error?: { code: string; message: string };
-  result: { available: boolean; expired: boolean; width?: number; height?: number };
+  result: { available: boolean; expired: boolean; width?: number; height?: number; map?: boolean };
+  /** Once done: what ran and how close the result stays to the input. */
+  report?: JobReport;
+}
+
+/** The bridge's modes (core/modes.ts says what each runs); no mode: the model alone. */
+export const MODES = ['fidelity', 'balanced', 'creative'] as const;
+export type Mode = (typeof MODES)[number];
+export type Content = 'auto' | 'photo' | 'illustration';
+
+/** A finished job's report, as `GET /v1/jobs/:id` gives it. */
+export interface JobReport {
+  mode?: Mode;
+  /** The content the models were picked for (`contentDetected`: detected from the pixels). */
+  content: 'photo' | 'illustration';
+  contentDetected: boolean;
+  /** Given, or implied by the mode (fidelity 0, creative 1); absent: one model, no blend. */
+  creativity?: number;
+  consistent: boolean;
+  tta?: number;
+  /** The model that ran in each role: `result` (one model) or the `fidelity` and `creative` ends. */
+  models: { result?: string; fidelity?: string; creative?: string };
+  /** PSNR of the result downscaled back to the input's size against the input, dB; 100 = identical. */
+  lrPsnr: number;
+  /** With `map=true`: the invented-detail map's mean, share of pixels over 0.5 and largest regions. */
+  map?: { mean: number; shareOver: number; regions: Array<{ x: number; y: number; width: number; height: number; pixels: number }> };
+  tiles: number;
+  passes: number;
 }
 
 export interface JobSettings {
   model?: string;
   scale: number;
+  /** With a mode, `model` may be left out: the mode picks one from the catalogue by content. */
+  mode?: Mode;
+  /** 0 (the fidelity result) … 1 (the creative result); only with a mode. Absent: the mode's own default. */
+  creativity?: number;
+  /** Which models a mode picks; default auto (detected by the bridge). */
+  content?: Content;
 }
 
 export interface RunHooks {
@@ -83,7 +116,12 @@ export interface EncodedResult {
   /** Only for format 'raw': how the pixels in `bytes` are laid out (16-bit samples little-endian). */
   channels?: ChannelCount;
   depth?: BitDepth;
+  /** What ran and the result's LR-PSNR (absent from a bridge older than modes). */
+  report?: JobReport;
 }
+
+/** The upscaled pixels, with the job's report beside them (a Raster still, for callers that want only pixels). */
+export type UpscaledRaster = Raster & { report?: JobReport };
 
 export class BridgeClient {
   readonly baseUrl: string;
@@ -129,7 +167,7 @@ export class BridgeClient {
   }
 
   /** Raw pixels in, raw pixels out: no PNG or base64 round trip (8 or 16 bits, 1–4 channels). */
-  async upscaleRaster(raster: Raster, settings: JobSettings, hooks: RunHooks = {}): Promise<Raster> {
+  async upscaleRaster(raster: Raster, settings: JobSettings, hooks: RunHooks = {}): Promise<UpscaledRaster> {
     const query = {
       ...settingsQuery(settings),
       width: String(raster.width),
@@ -137,7 +175,7 @@ export class BridgeClient {
       channels: String(raster.channels),
       depth: String(raster.depth),
     };
-    const { bytes, status } = await this.run(raster.data, 'application/octet-stream', query, 'raw', hooks);
+    const { bytes, status } = await this.run(raster.data, 'application/octet-stream', query, 'raw', hooks, settings);
     const width = status.result.width!;
     const height = status.result.height!;
     const expected = width * height * raster.channels * (raster.depth / 8);
@@ -145,7 +183,7 @@ export class BridgeClient {
       throw new UpbridgeError('UPB_INTERNAL', `the bridge sent ${bytes.byteLength} bytes for a ${width}×${height} result; expected ${expected}`);
     }
     const data = raster.depth === 16 ? new Uint16Array(bytes) : new Uint8Array(bytes);
-    return { width, height, channels: raster.channels as ChannelCount, depth: raster.depth as BitDepth, data };
+    return { width, height, channels: raster.channels as ChannelCount, depth: raster.depth as BitDepth, data, ...(status.report ? { report: status.report } : {}) };
   }
 
   /**
@@ -155,8 +193,8 @@ export class BridgeClient {
    * encoded input decoded to.
    */
   async upscaleEncoded(bytes: Uint8Array, contentType: string, settings: JobSettings, hooks: RunHooks = {}, format = 'png'): Promise<EncodedResult> {
-    const { bytes: out, status, headers } = await this.run(bytes, contentType, settingsQuery(settings), format, hooks);
-    const result: EncodedResult = { bytes: new Uint8Array(out), width: status.result.width!, height: status.result.height! };
+    const { bytes: out, status, headers } = await this.run(bytes, contentType, settingsQuery(settings), format, hooks, settings);
+    const result: EncodedResult = { bytes: new Uint8Array(out), width: status.result.width!, height: status.result.height!, ...(status.report ? { report: status.report } : {}) };
     if (format === 'raw') {
       result.channels = Number(headers.get('x-upbridge-channels')) as ChannelCount;
       result.depth = Number(headers.get('x-upbridge-depth')) as BitDepth;
@@ -165,7 +203,7 @@ export class BridgeClient {
   }
 
   /** Submit, poll until finished, fetch the result; an abort cancels the job on the bridge too. */
-  private async run(body: Body, contentType: string, query: Record<string, string>, format: string, hooks: RunHooks): Promise<{ bytes: ArrayBuffer; status: JobStatus; headers: Headers }> {
+  private async run(body: Body, contentType: string, query: Record<string, string>, format: string, hooks: RunHooks, settings: JobSettings): Promise<{ bytes: ArrayBuffer; status: JobStatus; headers: Headers }> {
     const { signal } = hooks;
     throwIfCancelled(signal);
     const search = new URLSearchParams(query).toString();
@@ -192,6 +230,7 @@ export class BridgeClient {
       if (status.state === 'cancelled') throw cancelledError();
       if (status.state === 'failed') throw new UpbridgeError((status.error?.code ?? 'UPB_INTERNAL') as ErrorCode, status.error?.message ?? 'the job failed');
       hooks.onProgress?.({ ...status.progress, state: status.state, runMs: status.timings?.runMs ?? 0 });
+      checkModeRan(settings, status, this.baseUrl);
       const response = await this.request('GET', `/v1/jobs/${encodeURIComponent(id)}/result?format=${encodeURIComponent(format)}`, { signal });
       return { bytes: await readBody(response, (r) => r.arrayBuffer(), signal), status, headers: response.headers };
     } finally {
@@ -230,8 +269,27 @@ interface RequestOptions {
   contentType?: string;
 }
 
+/** The job's query: only what was chosen, so the bridge's own defaults apply to the rest. */
 function settingsQuery(settings: JobSettings): Record<string, string> {
-  return { ...(settings.model ? { model: settings.model } : {}), scale: String(settings.scale) };
+  const query: Record<string, string> = {};
+  if (settings.model) query.model = settings.model;
+  query.scale = String(settings.scale);
+  if (settings.mode) query.mode = settings.mode;
+  if (settings.creativity !== undefined) query.creativity = String(settings.creativity);
+  if (settings.content) query.content = settings.content;
+  return query;
+}
+
+/**
+ * A bridge older than modes ignores the `mode` option and runs its default model: that result is
+ * refused here, not passed off as the chosen mode's.
+ */
+function checkModeRan(settings: JobSettings, status: JobStatus, baseUrl: string): void {
+  if (!settings.mode || status.report?.mode === settings.mode) return;
+  throw new UpbridgeError(
+    'UPB_INTERNAL',
+    `the bridge at ${baseUrl} ran the job without the ${settings.mode} mode (it reported ${status.report?.mode ? `mode ${status.report.mode}` : 'no mode'}); it is probably older than modes: update upbridge and restart the bridge`,
+  );
 }
 
 /** The bridge's {error: {code, message}} body as the typed error; anything else keeps its status. */

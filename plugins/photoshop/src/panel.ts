@@ -1,12 +1,13 @@
 /**
- * The panel: connection and pairing, model, scale, what to upscale, where the result goes,
- * progress with time left, cancel. Spectrum UXP widgets (sp-*), which UXP renders natively; their
+ * The panel: connection and pairing, mode (or model) and creativity, scale, what to upscale, where
+ * the result goes, progress with time left, cancel, and after a run what ran with its LR-PSNR. Spectrum UXP widgets (sp-*), which UXP renders natively; their
  * values are read through `valueOf`, which also works on plain elements carrying a `selected`
  * attribute (how the preview page and tests drive them outside Photoshop).
  */
 import { isUpbridgeError } from '../../../core/errors';
-import { BridgeClient, ModelInfo, START_HINT } from '../../shared/bridge-client';
+import { BridgeClient, Mode, MODES, ModelInfo, START_HINT } from '../../shared/bridge-client';
 import { formatSecondsLeft } from '../../shared/progress';
+import { creativityText, MODE_DESCRIPTIONS, MODE_LABELS, SLIDER_START } from '../../shared/modes';
 import { DESTINATIONS_FOR, Destination, PRESET_SCALES, Target, validateRequest } from './plan';
 import { runUpscale } from './upscale-command';
 import { TokenStore } from './token-store';
@@ -34,9 +35,22 @@ const TEMPLATE = `
     </div>
   </div>
   <div class="upb-controls" hidden>
-    <sp-label>Model</sp-label>
-    <sp-picker class="upb-model" size="s"><sp-menu slot="options"></sp-menu></sp-picker>
-    <sp-detail class="upb-model-description"></sp-detail>
+    <sp-label>Mode</sp-label>
+    <sp-picker class="upb-mode" size="s"><sp-menu slot="options">
+      <sp-menu-item value="model" selected>Model (choose below)</sp-menu-item>
+      ${MODES.map((m) => `<sp-menu-item value="${m}">${MODE_LABELS[m]}</sp-menu-item>`).join('')}
+    </sp-menu></sp-picker>
+    <sp-detail class="upb-mode-description" hidden></sp-detail>
+    <div class="upb-model-box">
+      <sp-label>Model</sp-label>
+      <sp-picker class="upb-model" size="s"><sp-menu slot="options"></sp-menu></sp-picker>
+      <sp-detail class="upb-model-description"></sp-detail>
+    </div>
+    <div class="upb-creativity-box" hidden>
+      <div class="upb-row upb-spread upb-creativity-head"><sp-label>Creativity</sp-label><sp-detail class="upb-creativity-value"></sp-detail></div>
+      <sp-slider class="upb-creativity" min="0" max="1" step="0.05" value="0"></sp-slider>
+      <div class="upb-row upb-spread"><sp-detail>0: stay with the input</sp-detail><sp-detail>1: invent detail</sp-detail></div>
+    </div>
     <sp-label>Scale</sp-label>
     <div class="upb-row">
       <sp-picker class="upb-scale" size="s"><sp-menu slot="options">
@@ -95,6 +109,8 @@ export class Panel {
   private readonly el: Record<string, HTMLElement>;
   private models: ModelInfo[] = [];
   private running?: AbortController;
+  /** Creativity is sent only once the user moved the slider; until then the mode's default applies. */
+  private creativityMoved = false;
 
   constructor(
     root: HTMLElement,
@@ -103,16 +119,25 @@ export class Panel {
     root.innerHTML = TEMPLATE;
     const q = (cls: string) => root.querySelector<HTMLElement>(`.upb-${cls}`)!;
     this.el = Object.fromEntries(
-      ['dot', 'connection-text', 'retry', 'pairing', 'code', 'pair', 'controls', 'model', 'model-description', 'scale', 'scale-custom', 'target', 'destination', 'run', 'progress', 'bar', 'progress-text', 'cancel', 'message'].map((c) => [c, q(c)]),
+      ['dot', 'connection-text', 'retry', 'pairing', 'code', 'pair', 'controls', 'mode', 'mode-description', 'model-box', 'model', 'model-description', 'creativity-box', 'creativity', 'creativity-value', 'scale', 'scale-custom', 'target', 'destination', 'run', 'progress', 'bar', 'progress-text', 'cancel', 'message'].map((c) => [c, q(c)]),
     );
     this.el.retry.addEventListener('click', () => void this.connect());
     this.el.pair.addEventListener('click', () => void this.pair());
     this.el.run.addEventListener('click', () => void this.upscale());
     this.el.cancel.addEventListener('click', () => this.running?.abort());
     this.el.model.addEventListener('change', () => this.describeModel());
+    this.el.mode.addEventListener('change', () => this.modeChanged());
+    // UXP's slider sends input while dragging and change on release; either one is a choice.
+    for (const event of ['input', 'change']) {
+      this.el.creativity.addEventListener(event, () => {
+        this.creativityMoved = true;
+        this.showCreativity();
+      });
+    }
     this.el.scale.addEventListener('change', () => (this.el['scale-custom'].hidden = valueOf(this.el.scale) !== 'custom'));
     this.el.target.addEventListener('change', () => this.targetChanged());
     this.targetChanged();
+    this.modeChanged();
   }
 
   private setConnection(state: 'unknown' | 'down' | 'unpaired' | 'ready', text: string): void {
@@ -186,6 +211,34 @@ export class Panel {
     this.el['model-description'].textContent = model ? `${model.description} Native ${model.scale}×, ${model.licence}.` : '';
   }
 
+  /** The chosen mode, or undefined for "Model". */
+  private mode(): Mode | undefined {
+    const value = valueOf(this.el.mode);
+    return MODES.find((m) => m === value);
+  }
+
+  /** A mode hides the model picker (the bridge picks) and shows the creativity slider at the mode's start. */
+  private modeChanged(): void {
+    const mode = this.mode();
+    this.el['model-box'].hidden = mode !== undefined;
+    this.el['creativity-box'].hidden = mode === undefined;
+    this.el['mode-description'].hidden = mode === undefined;
+    this.el['mode-description'].textContent = mode ? MODE_DESCRIPTIONS[mode] : '';
+    if (mode) setSliderValue(this.el.creativity, SLIDER_START[mode]);
+    // After setting the value: only the user's own move counts.
+    this.creativityMoved = false;
+    this.showCreativity();
+  }
+
+  private creativity(): number {
+    return Number((this.el.creativity as HTMLInputElement).value ?? this.el.creativity.getAttribute('value'));
+  }
+
+  private showCreativity(): void {
+    const mode = this.mode();
+    if (mode) this.el['creativity-value'].textContent = creativityText(mode, this.creativityMoved, this.creativity());
+  }
+
   private targetChanged(): void {
     const target = (valueOf(this.el.target) || 'selection') as Target;
     const allowed = DESTINATIONS_FOR[target];
@@ -206,6 +259,8 @@ export class Panel {
         destination: valueOf(this.el.destination),
         scale: scaleChoice === 'custom' ? valueOf(this.el['scale-custom']) : scaleChoice,
         model: valueOf(this.el.model),
+        mode: this.mode(),
+        ...(this.mode() && this.creativityMoved ? { creativity: this.creativity() } : {}),
       });
     } catch (error) {
       return this.say((error as Error).message, 'error');
@@ -227,7 +282,7 @@ export class Panel {
           this.el['progress-text'].textContent = `${p.label}: ${tiles}, ${formatSecondsLeft(p.secondsLeft)}`;
         },
       });
-      this.say(`Done: ${result.message}.`);
+      this.say(`Done: ${result.message}.${result.ran ? ` ${result.ran}` : ''}`);
     } catch (error) {
       if (isUpbridgeError(error) && error.code === 'UPB_CANCELLED') this.say('Cancelled: the document was not changed.');
       else if (isUpbridgeError(error) && (error.code === 'UPB_UNAUTHORIZED' || error.code === 'UPB_BRIDGE_UNREACHABLE')) {
@@ -239,6 +294,16 @@ export class Panel {
       this.el.progress.hidden = true;
       this.setEnabled(this.el.run, this.el.dot.dataset.state === 'ready');
     }
+  }
+}
+
+/** The UXP slider's value property, and the attribute for plain elements. */
+function setSliderValue(el: HTMLElement, value: number): void {
+  el.setAttribute('value', String(value));
+  try {
+    (el as unknown as { value: number }).value = value;
+  } catch {
+    // plain elements outside UXP: the attribute is the state
   }
 }
 

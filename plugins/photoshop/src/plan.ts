@@ -6,8 +6,8 @@
 import { UpbridgeError } from '../../../core/errors';
 import { BitDepth } from '../../../core/raster';
 import { fitsLimits, largestFittingScale, outputSize, SCALE_LIMITS } from '../../../core/scale';
-import { numberInRange } from '../../../core/validate';
-import type { BridgeLimitsInfo } from '../../shared/bridge-client';
+import { invalidOption, numberInRange, oneOf } from '../../../core/validate';
+import { BridgeLimitsInfo, Mode, MODES } from '../../shared/bridge-client';
 import type { DocumentInfo, LayerInfo, PixelSource, Rect } from './document';
 
 export const TARGETS = ['selection', 'layer', 'document'] as const;
@@ -29,7 +29,12 @@ export interface UpscaleRequest {
   target: Target;
   destination: Destination;
   scale: number;
+  /** Without a mode: the model to run (absent: the bridge's default). */
   model?: string;
+  /** With a mode the bridge picks the models; `model` is not sent. */
+  mode?: Mode;
+  /** Only with a mode, and only when the user set it: absent, the mode's own default applies. */
+  creativity?: number;
 }
 
 export interface PlannedRead {
@@ -102,7 +107,7 @@ function checkFits(what: string, width: number, height: number, scale: number, l
   }
 }
 
-export function validateRequest(raw: { target?: unknown; destination?: unknown; scale?: unknown; model?: unknown }): UpscaleRequest {
+export function validateRequest(raw: { target?: unknown; destination?: unknown; scale?: unknown; model?: unknown; mode?: unknown; creativity?: unknown }): UpscaleRequest {
   const target = TARGETS.find((t) => t === raw.target);
   if (!target) throw new UpbridgeError('UPB_INVALID_OPTION', `what to upscale must be one of ${TARGETS.join(', ')}`);
   const destination = DESTINATIONS.find((d) => d === raw.destination);
@@ -110,7 +115,14 @@ export function validateRequest(raw: { target?: unknown; destination?: unknown; 
     throw new UpbridgeError('UPB_INVALID_OPTION', `for the ${target}, the result can go to: ${DESTINATIONS_FOR[target].join(', ')}`);
   }
   const scale = numberInRange('scale', raw.scale, SCALE_LIMITS.min, SCALE_LIMITS.max);
-  return { target, destination, scale, ...(typeof raw.model === 'string' && raw.model ? { model: raw.model } : {}) };
+  const given = (v: unknown) => v !== undefined && v !== null && v !== '';
+  // "model" in the Mode picker is no mode: the model picker decides.
+  const mode = given(raw.mode) && raw.mode !== 'model' ? oneOf('mode', raw.mode, MODES) : undefined;
+  if (!mode) {
+    if (given(raw.creativity)) throw invalidOption('creativity', 'used with a mode (Fidelity, Balanced or Creative)', raw.creativity);
+    return { target, destination, scale, ...(typeof raw.model === 'string' && raw.model ? { model: raw.model } : {}) };
+  }
+  return { target, destination, scale, mode, ...(given(raw.creativity) ? { creativity: numberInRange('creativity', raw.creativity, 0, 1) } : {}) };
 }
 
 /** Decides what to read and checks it against the bridge's limits; throws a refusal otherwise. */

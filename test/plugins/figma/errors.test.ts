@@ -144,11 +144,18 @@ test('a malformed run request is refused with the reason', async () => {
   sim.onUiMessage = (message) => failures.push(message);
   sim.sendFromUi({ type: 'run', request: { action: 'fills', scale: 20, includeChildren: true, limits } });
   sim.sendFromUi({ type: 'run', request: { action: 'sharpen', scale: 2, includeChildren: true, limits } });
-  await waitFor(() => failures.length >= 2, 'two refusals');
+  sim.sendFromUi({ type: 'run', request: { action: 'fills', scale: 2, mode: 'wild' as never, includeChildren: true, limits } });
+  sim.sendFromUi({ type: 'run', request: { action: 'fills', scale: 2, model: 'realesrgan-x4plus', creativity: 0.5, includeChildren: true, limits } });
+  sim.sendFromUi({ type: 'run', request: { action: 'fills', scale: 2, mode: 'creative', creativity: 2, includeChildren: true, limits } });
+  await waitFor(() => failures.length >= 5, 'five refusals');
   expect(failures).toEqual([
     { type: 'failed', error: { code: 'UPB_INVALID_OPTION', message: 'scale must be a number from 1 to 16, got 20' } },
     { type: 'failed', error: { code: 'UPB_INVALID_OPTION', message: 'action must be "fills" or "frames", got "sharpen"' } },
+    { type: 'failed', error: { code: 'UPB_INVALID_OPTION', message: 'mode must be one of fidelity, balanced, creative, got "wild"' } },
+    { type: 'failed', error: { code: 'UPB_INVALID_OPTION', message: 'creativity goes with a mode (fidelity, balanced or creative), which picks the two models it blends' } },
+    { type: 'failed', error: { code: 'UPB_INVALID_OPTION', message: 'creativity must be a number from 0 to 1, got 2' } },
   ]);
+  expect(bridge.submitted.some((job) => job.input.plan.creativity === 2)).toBe(false);
 });
 
 test('cancel mid-job: the job stops on the bridge, the window and Figma say so, nothing changes', async () => {

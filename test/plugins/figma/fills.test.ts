@@ -1,4 +1,5 @@
 import sharp from 'sharp';
+import type { JobReport } from '../../../plugins/shared/bridge-client';
 import { syntheticRaster } from '../../helpers';
 import { request, startBridge, TestBridge } from '../../bridge-server/bridge-harness';
 import { decode, encode, imagePaint, openPlugin, png, runAction } from './plugin-harness';
@@ -8,6 +9,9 @@ import { ellipse, frame, rectangle, setUp, SimContainer, SimRectangle, text } fr
  * Upscaling image fills in place, end to end: the plugin's main thread on the simulated Figma
  * host, its UI logic talking to a real bridge with the real model (realesr-general-x4v3).
  */
+/** The outcome's line on what ran: the default model alone (no mode), with the LR-PSNR of each job. */
+const RAN_WITHOUT_MODE = expect.stringMatching(/^realesr-general-x4v3 · LR-PSNR \d+\.\d(–\d+\.\d)? dB$/);
+
 let bridge: TestBridge;
 
 beforeAll(async () => {
@@ -67,7 +71,7 @@ test("a 256×256 image fill upscaled 4x holds the bridge's 1024×1024 output; ge
 
   const outcome = await runAction(ui, 'fills', { scale: 4 });
 
-  expect(outcome).toEqual({ kind: 'done', text: 'Upscaled 1 image (4x) in 1 layer', notes: [] });
+  expect(outcome).toEqual({ kind: 'done', text: 'Upscaled 1 image (4x) in 1 layer', notes: [], ran: RAN_WITHOUT_MODE });
   expect(bridge.submitted.length).toBe(submittedBefore + 1);
   const job = bridge.submitted[submittedBefore];
   expect(job.state).toBe('done');
@@ -122,7 +126,7 @@ test('an image shown by several layers is upscaled once; every layer gets it; ti
 
   const outcome = await runAction(ui, 'fills', { scale: 4, includeChildren: true });
 
-  expect(outcome).toEqual({ kind: 'done', text: 'Upscaled 2 images (4x) in 4 layers', notes: [] });
+  expect(outcome).toEqual({ kind: 'done', text: 'Upscaled 2 images (4x) in 4 layers', notes: [], ran: RAN_WITHOUT_MODE });
   const jobs = bridge.submitted.slice(submittedBefore);
   // Two jobs for three layers of one image and one JPEG (finished jobs drop their input; the results show the sizes).
   expect(jobs.map((j) => [j.result!.width, j.result!.height])).toEqual([
@@ -205,6 +209,7 @@ test('a fill that would pass 4096 px gets the largest scale that fits, and one a
       `"Strip": upscaled 3.7x instead of 4x (1100×8 → 4070×30 px), the largest that fits Figma's 4096 px limit`,
       `"Panorama": already 4096×4 px, and Figma images are at most 4096 px a side, skipped`,
     ],
+    ran: RAN_WITHOUT_MODE,
   });
   const jobs = bridge.submitted.slice(submittedBefore);
   expect(jobs).toHaveLength(1);
@@ -236,7 +241,7 @@ test('GIF fills are skipped with a note; with only GIFs selected there is nothin
   const submittedBefore = bridge.submitted.length;
   const gifNote = '"Spinner": GIF fills are skipped (the models upscale still images, and Figma keeps GIFs animated)';
 
-  expect(await runAction(ui, 'fills', { scale: 2 })).toEqual({ kind: 'done', text: 'Upscaled 1 image (2x) in 1 layer', notes: [gifNote] });
+  expect(await runAction(ui, 'fills', { scale: 2 })).toEqual({ kind: 'done', text: 'Upscaled 1 image (2x) in 1 layer', notes: [gifNote], ran: RAN_WITHOUT_MODE });
   expect(bridge.submitted.length).toBe(submittedBefore + 1);
   expect(imagePaint(animated).imageHash).toBe(gifHash);
 
@@ -246,4 +251,53 @@ test('GIF fills are skipped with a note; with only GIFs selected there is nothin
   expect(sim.notifications.at(-1)).toEqual({ message: `Nothing to upscale: ${gifNote}`, error: true });
   expect(bridge.submitted.length).toBe(submittedBefore + 1);
   expect(sim.undoSteps.length).toBe(undoSteps);
+});
+
+describe('modes', () => {
+  /** One 24×20 photo-like fill, selected; the plugin opened on it. */
+  async function onePhotoFill() {
+    const bytes = await png(syntheticRaster(24, 20, 3, 8, 61));
+    let photo!: SimRectangle;
+    const { sim, ui } = await openPlugin({
+      bridgeUrl: bridge.origin,
+      token: bridge.token,
+      document: (sim) =>
+        setUp(sim, () => {
+          photo = rectangle(sim, { name: 'Thumb', width: 48, height: 40, fills: [{ type: 'IMAGE', scaleMode: 'FILL', imageHash: sim.addImage(bytes).hash }] });
+          sim.page.selection = [photo];
+        }),
+    });
+    return { sim, ui, photo };
+  }
+
+  test('creative: the job carries the mode and no model; the fill gets the bridge’s bytes; the outcome says what ran with its LR-PSNR', async () => {
+    const { sim, ui, photo } = await onePhotoFill();
+    const before = bridge.submitted.length;
+    const outcome = await runAction(ui, 'fills', { scale: 4, mode: 'creative' });
+
+    expect(bridge.submitted).toHaveLength(before + 1);
+    const job = bridge.submitted[before];
+    expect(job.input.plan).toMatchObject({ mode: 'creative', model: undefined, creativity: 1, creativityGiven: false, scale: 4 });
+    const placed = await decode(sim.images.get(imagePaint(photo).imageHash!)!.bytes);
+    expect([placed.width, placed.height, placed.channels]).toEqual([96, 80, job.result!.channels]);
+    expect(Buffer.compare(placed.data, Buffer.from(job.result!.data.buffer, job.result!.data.byteOffset, job.result!.data.byteLength))).toBe(0);
+    const report = job.report as unknown as JobReport;
+    expect(report).toMatchObject({ mode: 'creative', contentDetected: true });
+    expect(outcome).toEqual({ kind: 'done', text: 'Upscaled 1 image (4x) in 1 layer', notes: [], ran: `Creative (${report.models.creative}) · LR-PSNR ${report.lrPsnr.toFixed(1)} dB` });
+    expect(sim.undoSteps).toHaveLength(1);
+  });
+
+  test('balanced with the slider moved: mode and creativity reach the bridge, which blends its two models; the fill holds the blend', async () => {
+    const { sim, ui, photo } = await onePhotoFill();
+    const before = bridge.submitted.length;
+    const outcome = await runAction(ui, 'fills', { scale: 2, mode: 'balanced', creativity: 0.4 });
+
+    const job = bridge.submitted[before];
+    expect(job.input.plan).toMatchObject({ mode: 'balanced', model: undefined, creativity: 0.4, creativityGiven: true, scale: 2 });
+    const placed = await decode(sim.images.get(imagePaint(photo).imageHash!)!.bytes);
+    expect([placed.width, placed.height]).toEqual([48, 40]);
+    expect(Buffer.compare(placed.data, Buffer.from(job.result!.data.buffer, job.result!.data.byteOffset, job.result!.data.byteLength))).toBe(0);
+    const report = job.report as unknown as JobReport;
+    expect(outcome.ran).toBe(`Balanced · creativity 0.4 (${report.models.fidelity} + ${report.models.creative}) · LR-PSNR ${report.lrPsnr.toFixed(1)} dB`);
+  });
 });

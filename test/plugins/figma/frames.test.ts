@@ -8,6 +8,9 @@ import { frame, setUp, SimContainer, SimSceneNode } from './figma-sim';
  * test gives it, since it cannot render) goes through the real bridge and comes back as a new
  * layer beside the frame, or as a grid of tiles when it is larger than a Figma image.
  */
+/** The outcome's line on what ran: the default model alone (no mode), with the LR-PSNR of each job. */
+const RAN_WITHOUT_MODE = expect.stringMatching(/^realesr-general-x4v3 · LR-PSNR \d+\.\d(–\d+\.\d)? dB$/);
+
 let bridge: TestBridge;
 
 beforeAll(async () => {
@@ -38,7 +41,7 @@ test('a frame is exported at 1x, upscaled, and placed beside it as "<name> @4x" 
 
   const outcome = await runAction(ui, 'frames', { scale: 4 });
 
-  expect(outcome).toEqual({ kind: 'done', text: 'Placed 1 upscaled copy: "Card @4x"', notes: [] });
+  expect(outcome).toEqual({ kind: 'done', text: 'Placed 1 upscaled copy: "Card @4x"', notes: [], ran: RAN_WITHOUT_MODE });
   expect(sim.exportCalls).toEqual([{ node: card.id, settings: { format: 'PNG', constraint: { type: 'SCALE', value: 1 } } }]);
 
   // A new layer on the page, right of the frame's absolute box (Screen at 1000 + Card at 100, 40 wide, then a 40 gap).
@@ -86,6 +89,7 @@ test('a result beyond 4096 px is placed as a grid of tiles in one group, every p
       '"Banner": upscaled 3.9x instead of 4x (16380×8 px), the largest the bridge makes',
       '"Banner": 16380×8 px is larger than a Figma image (4096 px a side), so it is placed as 4 tiles in one group',
     ],
+    ran: RAN_WITHOUT_MODE,
   });
   const job = bridge.submitted[submittedBefore];
   expect(job.input.plan.scale).toBe(3.9);

@@ -2,7 +2,7 @@ import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Browser, BrowserContext, chromium, Frame, Page } from 'playwright-core';
-import { START_HINT } from '../../../plugins/shared/bridge-client';
+import { JobReport, START_HINT } from '../../../plugins/shared/bridge-client';
 import { STORAGE_KEYS, startPlugin, UI_SIZE } from '../../../plugins/figma/src/main/plugin';
 import { syntheticRaster } from '../../helpers';
 import { freePort, GatedEngine, startBridge, TestBridge, waitFor } from '../../bridge-server/bridge-harness';
@@ -208,6 +208,78 @@ describe('with a bridge', () => {
     expect(sim.undoSteps).toHaveLength(1);
     // Chromium logs the refused wrong code itself; nothing else may be logged.
     expect(pageErrors).toEqual([`Failed to load resource: the server responded with a status of 403 (Forbidden) ${bridge.origin}/v1/pair`]);
+  });
+
+  test('the Mode picker: a mode hides the model and shows creativity at the mode’s start; the job carries the mode, creativity once moved; the outcome says what ran', async () => {
+    const bytes = await png(syntheticRaster(24, 20, 3, 8, 43));
+    const sim = new FigmaSim();
+    sim.storage.set(STORAGE_KEYS.bridgeUrl, bridge.origin);
+    sim.storage.set(STORAGE_KEYS.token, bridge.token);
+    let photo!: SimRectangle;
+    setUp(sim, () => {
+      photo = rectangle(sim, { name: 'Thumb', width: 48, height: 40, fills: [{ type: 'IMAGE', scaleMode: 'FILL', imageHash: sim.addImage(bytes).hash }] });
+      sim.page.selection = [photo];
+    });
+    const { ui, pageErrors } = await open(sim);
+    await ui.locator('#controls').waitFor({ state: 'visible' });
+    const shown = async () => ({ model: await ui.locator('#model-field').isVisible(), creativity: await ui.locator('#creativity-field').isVisible() });
+
+    const modes = await ui.locator('#mode option').evaluateAll((els) => els.map((e) => [(e as HTMLOptionElement).value, e.textContent]));
+    expect(modes).toEqual([
+      ['', 'Model (choose below)'],
+      ['fidelity', 'Fidelity'],
+      ['balanced', 'Balanced'],
+      ['creative', 'Creative'],
+    ]);
+    await expect(ui.locator('#mode').inputValue()).resolves.toBe('');
+    expect(await shown()).toEqual({ model: true, creativity: false });
+
+    await ui.locator('#mode').selectOption('creative');
+    expect(await shown()).toEqual({ model: false, creativity: true });
+    await expect(ui.locator('#creativity').inputValue()).resolves.toBe('1');
+    await expect(ui.locator('#creativity-value').textContent()).resolves.toBe('1 (the creative result)');
+    await expect(ui.locator('#mode-description').textContent()).resolves.toMatch(/^A GAN invents plausible texture and detail/);
+    await ui.locator('#mode').selectOption('balanced');
+    await expect(ui.locator('#creativity').inputValue()).resolves.toBe('0.5');
+    await expect(ui.locator('#creativity-value').textContent()).resolves.toBe('not set: the fast model alone');
+
+    // Creative, slider untouched: the mode alone goes to the bridge.
+    await ui.locator('#mode').selectOption('creative');
+    let before = bridge.submitted.length;
+    await ui.locator('#fills').click();
+    await ui.locator('#outcome[data-kind="done"]').waitFor();
+    let job = bridge.submitted[before];
+    expect(job.input.plan).toMatchObject({ mode: 'creative', model: undefined, creativity: 1, creativityGiven: false });
+    let report = job.report as unknown as JobReport;
+    await expect(ui.locator('#outcome-ran').textContent()).resolves.toBe(`Creative (${report.models.creative}) · LR-PSNR ${report.lrPsnr.toFixed(1)} dB`);
+    let placed = await decode(sim.images.get(imagePaint(photo).imageHash!)!.bytes);
+    expect(Buffer.compare(placed.data, Buffer.from(job.result!.data.buffer, job.result!.data.byteOffset, job.result!.data.byteLength))).toBe(0);
+
+    // Balanced, moved to 0.3 and 2x: both go with the job.
+    await ui.locator('#mode').selectOption('balanced');
+    await ui.locator('#creativity').evaluate((input) => {
+      (input as HTMLInputElement).value = '0.3';
+      input.dispatchEvent(new Event('input', { bubbles: true }));
+    });
+    await expect(ui.locator('#creativity-value').textContent()).resolves.toBe('0.3');
+    await ui.locator('#scale').selectOption('2');
+    before = bridge.submitted.length;
+    await ui.locator('#fills').click();
+    await waitFor(() => bridge.submitted.length > before && bridge.submitted[before].state === 'done', 'the second job');
+    await ui.locator('#outcome-ran', { hasText: 'Balanced' }).waitFor();
+    job = bridge.submitted[before];
+    expect(job.input.plan).toMatchObject({ mode: 'balanced', model: undefined, creativity: 0.3, creativityGiven: true, scale: 2 });
+    report = job.report as unknown as JobReport;
+    await expect(ui.locator('#outcome-ran').textContent()).resolves.toBe(`Balanced · creativity 0.3 (${report.models.fidelity} + ${report.models.creative}) · LR-PSNR ${report.lrPsnr.toFixed(1)} dB`);
+    placed = await decode(sim.images.get(imagePaint(photo).imageHash!)!.bytes);
+    expect([placed.width, placed.height]).toEqual([192, 160]);
+    expect(Buffer.compare(placed.data, Buffer.from(job.result!.data.buffer, job.result!.data.byteOffset, job.result!.data.byteLength))).toBe(0);
+    await ui.locator('body').page().locator('#ui').screenshot({ path: path.join(os.tmpdir(), 'upbridge-figma-ui-mode.png') });
+
+    // Back to a model: its picker returns and the slider goes.
+    await ui.locator('#mode').selectOption('');
+    expect(await shown()).toEqual({ model: true, creativity: false });
+    expect(pageErrors).toEqual([]);
   });
 });
 

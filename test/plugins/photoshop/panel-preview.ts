@@ -39,6 +39,18 @@ class SpRadio extends HTMLElement {
 }
 
 class SpPicker extends HTMLElement {
+  /** The chosen item's value, as the native picker's `value`; setting it chooses that item. */
+  get value(): string {
+    return this.querySelector('sp-menu-item[selected]')?.getAttribute('value') ?? '';
+  }
+  set value(v: string) {
+    this.querySelectorAll('sp-menu-item').forEach((item) => item.toggleAttribute('selected', item.getAttribute('value') === v));
+  }
+  /** What a user's pick does: choose the item, then tell the panel. */
+  pick(v: string): void {
+    this.value = v;
+    this.dispatchEvent(new Event('change', { bubbles: true }));
+  }
   /** Shows the chosen item, as the native picker's closed state does. */
   connectedCallback() {
     const label = document.createElement('span');
@@ -54,6 +66,23 @@ class SpPicker extends HTMLElement {
   }
 }
 
+/** A range input standing in for sp-slider: a numeric `value`, and input/change events as the user drags. */
+class SpSlider extends HTMLElement {
+  private input = document.createElement('input');
+  connectedCallback() {
+    if (this.input.isConnected) return;
+    this.input.type = 'range';
+    for (const name of ['min', 'max', 'step', 'value']) this.input.setAttribute(name, this.getAttribute(name) ?? '');
+    this.appendChild(this.input);
+  }
+  get value(): number {
+    return Number(this.input.value);
+  }
+  set value(v: number) {
+    this.input.value = String(v);
+  }
+}
+
 class SpProgressbar extends HTMLElement {
   static observedAttributes = ['value'];
   attributeChangedCallback() {
@@ -65,6 +94,7 @@ customElements.define('sp-textfield', SpTextfield);
 customElements.define('sp-progressbar', SpProgressbar);
 customElements.define('sp-radio', SpRadio);
 customElements.define('sp-picker', SpPicker);
+customElements.define('sp-slider', SpSlider);
 
 const memoryTokens = (): TokenStore => {
   let token: string | undefined;

@@ -1,8 +1,9 @@
 /**
  * The panel's real code in Chromium, against the simulated Photoshop host and a real bridge on
  * loopback: finding the bridge, pairing with the code, upscaling a selection into a new document
- * with progress, cancelling, and the message when the bridge is down. Also renders the panel for
- * the README's screenshot (UPBRIDGE_SCREENSHOTS=<dir> writes it there).
+ * with progress, cancelling, the message when the bridge is down, and the Mode picker with its
+ * creativity slider. Also renders the panel for the README's screenshots (UPBRIDGE_SCREENSHOTS=<dir>
+ * writes screenshot-panel-pairing.png, screenshot-panel.png and screenshot-panel-mode.png there).
  */
 import { promises as fs, readFileSync } from 'node:fs';
 import * as http from 'node:http';
@@ -12,6 +13,8 @@ import { build } from 'esbuild';
 import { Browser, chromium, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { FAST_MODEL, freePort, GatedEngine, startBridge, TestBridge, waitFor } from '../../bridge-server/bridge-harness';
+import type { Raster } from '../../../core/raster';
+import type { JobReport } from '../../../plugins/shared/bridge-client';
 import { fingerprint } from './fingerprint';
 import { CHROMIUM, requireChromium, STEP_MS, within } from '../../browser';
 
@@ -82,7 +85,7 @@ afterAll(async () => {
 
 beforeEach(async () => {
   engine.open();
-  page = await browser!.newPage({ viewport: { width: 300, height: 440 }, deviceScaleFactor: 2 });
+  page = await browser!.newPage({ viewport: { width: 300, height: 500 }, deviceScaleFactor: 2 });
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(String(e)));
   page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
@@ -129,6 +132,17 @@ async function pair(): Promise<void> {
   expect(await page.locator('.upb-pairing').isVisible()).toBe(false);
 }
 
+/** The fingerprint of an 8-bit result as a new pixel layer holds it: opaque RGB gains an opaque alpha. */
+function layerPrint(result: Raster): string {
+  if (result.channels !== 3) return fingerprint(result.data);
+  const withAlpha = new Uint8Array(result.width * result.height * 4);
+  for (let i = 0, j = 0; i < result.data.length; i += 3, j += 4) {
+    withAlpha.set(result.data.subarray(i, i + 3), j);
+    withAlpha[j + 3] = 255;
+  }
+  return fingerprint(withAlpha);
+}
+
 test('pairs with the code, upscales the selection into a new document with tile progress, and says what it did', async () => {
   await pair();
   expect(await page.locator('.upb-model sp-menu-item[selected]').getAttribute('value')).toBe(FAST_MODEL);
@@ -163,12 +177,7 @@ test('pairs with the code, upscales the selection into a new document with tile 
   // What landed is what the bridge made (the new layer adds alpha to the opaque RGB result).
   const result = job.result!;
   expect([result.width, result.height, result.channels]).toEqual([1208, 416, 3]);
-  const withAlpha = new Uint8Array(result.width * result.height * 4);
-  for (let i = 0, j = 0; i < result.data.length; i += 3, j += 4) {
-    withAlpha.set(result.data.subarray(i, i + 3), j);
-    withAlpha[j + 3] = 255;
-  }
-  expect(placed.print).toBe(placed.channels === 4 ? fingerprint(withAlpha) : fingerprint(result.data));
+  expect(placed.print).toBe(placed.channels === 4 ? layerPrint(result) : fingerprint(result.data));
 });
 
 test('Cancel stops the job on the bridge and leaves the document as it was', async () => {
@@ -196,4 +205,79 @@ test('a bridge that is not running is named, with how to start it', async () => 
   expect(await page.locator('.upb-dot').getAttribute('data-state')).toBe('down');
   expect(await page.locator('.upb-retry').isVisible()).toBe(true);
   expect(await page.locator('.upb-controls').isVisible()).toBe(false);
+});
+
+test('the Mode picker: a mode hides the model and shows creativity at the mode’s start; a run sends the mode, creativity only once moved, and the status line says what ran with its LR-PSNR', async () => {
+  // A 40×30 crop of the photo, all selected: the fidelity and creative models run on it in seconds.
+  const crop = { width: 40, height: 30, data: [] as number[] };
+  for (let y = 40; y < 70; y++) crop.data.push(...photo.data.slice((y * photo.width + 60) * 3, (y * photo.width + 100) * 3));
+  const resetToCrop = () =>
+    page.evaluate((p) => {
+      window.sim.reset({ documents: [{ title: 'Crop.psd', width: p.width, height: p.height, layers: [{ name: 'Background', background: true, pixels: Uint8Array.from(p.data) }], selection: { left: 0, top: 0, right: p.width, bottom: p.height } }] });
+    }, crop);
+  const pick = (cls: string, value: string) => page.evaluate(([c, v]) => (document.querySelector(`.upb-${c}`) as HTMLElement & { pick(v: string): void }).pick(v), [cls, value]);
+  const visible = async () => ({ model: await page.locator('.upb-model-box').isVisible(), creativity: await page.locator('.upb-creativity-box').isVisible() });
+  const slider = () => page.locator('.upb-creativity input').inputValue();
+  const newestLayerPrint = () =>
+    page.evaluate(() => {
+      const created = window.sim.documentIds().at(-1)!;
+      const layer = window.sim.layers(created)[0];
+      return window.fingerprint(window.sim.layerPixels(created, layer.id).data);
+    });
+
+  await resetToCrop();
+  await pair();
+  expect(await page.locator('.upb-mode sp-menu-item').evaluateAll((items) => items.map((i) => [i.getAttribute('value'), i.textContent]))).toEqual([
+    ['model', 'Model (choose below)'],
+    ['fidelity', 'Fidelity'],
+    ['balanced', 'Balanced'],
+    ['creative', 'Creative'],
+  ]);
+  expect(await page.locator('.upb-mode sp-menu-item[selected]').getAttribute('value')).toBe('model');
+  expect(await visible()).toEqual({ model: true, creativity: false });
+
+  await pick('mode', 'creative');
+  expect(await visible()).toEqual({ model: false, creativity: true });
+  expect([await slider(), await text('creativity-value')]).toEqual(['1', '1 (the creative result)']);
+  expect(await text('mode-description')).toMatch(/^A GAN invents plausible texture and detail/);
+  await pick('mode', 'fidelity');
+  expect([await slider(), await text('creativity-value')]).toEqual(['0', '0 (the fidelity result)']);
+  await pick('mode', 'balanced');
+  expect([await slider(), await text('creativity-value')]).toEqual(['0.5', 'not set: the fast model alone']);
+  await pick('scale', '2');
+
+  // Balanced, slider untouched: the mode alone goes out, and the bridge runs its fast model.
+  let before = bridge.submitted.length;
+  await page.locator('.upb-run').click();
+  await page.locator('.upb-message', { hasText: 'Done' }).waitFor({ timeout: STEP_MS });
+  let job = bridge.submitted[before];
+  expect(bridge.submitted).toHaveLength(before + 1);
+  expect(job.input.plan).toMatchObject({ mode: 'balanced', model: undefined, creativity: undefined, creativityGiven: false, scale: 2 });
+  let report = job.report as unknown as JobReport;
+  expect(await text('message')).toBe(`Done: Selection upscaled ×2 into a new 80×60 document. Balanced (${report.models.result}) · LR-PSNR ${report.lrPsnr.toFixed(1)} dB`);
+  expect(await newestLayerPrint()).toBe(layerPrint(job.result!));
+
+  // Moved to 0.3: the creativity goes out too, and the bridge blends its fidelity and creative models.
+  await resetToCrop();
+  await page.evaluate(() => {
+    const input = document.querySelector('.upb-creativity input') as HTMLInputElement;
+    input.value = '0.3';
+    input.dispatchEvent(new Event('input', { bubbles: true }));
+  });
+  expect(await text('creativity-value')).toBe('0.3');
+  before = bridge.submitted.length;
+  await page.locator('.upb-run').click();
+  await page.locator('.upb-message', { hasText: 'Done' }).waitFor({ timeout: STEP_MS });
+  job = bridge.submitted[before];
+  expect(job.input.plan).toMatchObject({ mode: 'balanced', model: undefined, creativity: 0.3, creativityGiven: true });
+  report = job.report as unknown as JobReport;
+  expect(await text('message')).toBe(
+    `Done: Selection upscaled ×2 into a new 80×60 document. Balanced · creativity 0.3 (${report.models.fidelity} + ${report.models.creative}) · LR-PSNR ${report.lrPsnr.toFixed(1)} dB`,
+  );
+  expect(await newestLayerPrint()).toBe(layerPrint(job.result!));
+  if (process.env.UPBRIDGE_SCREENSHOTS) await page.screenshot({ path: path.join(process.env.UPBRIDGE_SCREENSHOTS, 'screenshot-panel-mode.png') });
+
+  // Back to a model: the picker returns, the slider goes.
+  await pick('mode', 'model');
+  expect(await visible()).toEqual({ model: true, creativity: false });
 });

@@ -49,6 +49,17 @@ describe('validateRequest', () => {
     expect(thrown(() => validateRequest({ target: 'layer', destination: 'new-layer', scale: 17 })).code).toBe('UPB_INVALID_OPTION');
     expect(thrown(() => validateRequest({ target: 'layer', destination: 'new-layer', scale: 0.5 })).code).toBe('UPB_INVALID_OPTION');
   });
+
+  test('a mode replaces the model; creativity only with a mode, 0 to 1; "model" is no mode', () => {
+    const base = { target: 'selection', destination: 'new-document', scale: 4 };
+    expect(validateRequest({ ...base, mode: 'creative', model: 'm' })).toEqual({ target: 'selection', destination: 'new-document', scale: 4, mode: 'creative' });
+    expect(validateRequest({ ...base, mode: 'balanced', creativity: '0.35' })).toEqual({ target: 'selection', destination: 'new-document', scale: 4, mode: 'balanced', creativity: 0.35 });
+    expect(validateRequest({ ...base, mode: 'model', model: 'm' })).toEqual({ target: 'selection', destination: 'new-document', scale: 4, model: 'm' });
+    expect(validateRequest({ ...base, mode: '', creativity: '' })).toEqual({ target: 'selection', destination: 'new-document', scale: 4 });
+    expect(thrown(() => validateRequest({ ...base, mode: 'wild' })).message).toBe('mode must be one of fidelity, balanced, creative, got "wild"');
+    expect(thrown(() => validateRequest({ ...base, mode: 'creative', creativity: 1.5 })).message).toBe('creativity must be a number from 0 to 1, got 1.5');
+    expect(thrown(() => validateRequest({ ...base, model: 'm', creativity: 0.5 })).message).toBe('creativity must be used with a mode (Fidelity, Balanced or Creative), got 0.5');
+  });
 });
 
 describe('planUpscale refusals', () => {

@@ -6,7 +6,9 @@
  * document and where, against an expected result computed independently (core's pipeline on its
  * own ONNX Runtime session), and the history states.
  */
+import { modelForMode } from '../../../core/catalogue';
 import { Raster } from '../../../core/raster';
+import type { JobReport } from '../../../plugins/shared/bridge-client';
 import { runUpscale } from '../../../plugins/photoshop/src/upscale-command';
 import { BridgeJobInput } from '../../../bridge-server/routes/jobs';
 import { FAST_MODEL, startBridge, TestBridge } from '../../bridge-server/bridge-harness';
@@ -324,5 +326,73 @@ describe('in place', () => {
     expect(callsNamed('imaging.putPixels').map((c) => (c.args as { layerID: number }).layerID)).toEqual(['Inner', 'Paint', 'Background'].map((n) => sim.layer(source, n).id));
     expect(callsNamed('Document.createPixelLayer')).toEqual([]);
     expect(result.message).toBe('document upscaled ×2 to 128×96: 3 pixel layer(s) by the model; 1 other layer(s) (text, shapes, smart objects, adjustments) resized by Photoshop');
+  });
+});
+
+describe('modes', () => {
+  test('creative mode: the bridge is asked for the mode, not a model; the new document holds exactly its result; the result says what ran and its LR-PSNR', async () => {
+    const bg = psPixels(40, 32, 3, 8, 31);
+    const selection = { left: 6, top: 4, right: 30, bottom: 24 };
+    const [source] = sim.reset({ documents: [{ title: 'Street', width: 40, height: 32, layers: [{ name: 'Background', background: true, pixels: bg }], selection }] });
+    const before = sim.snapshot(source);
+
+    const result = await runUpscale(clientFor(bridge), { target: 'selection', destination: 'new-document', scale: 4, mode: 'creative' });
+
+    sameRaster(received[0], raster(crop(bg, 40, 3, selection), 24, 20, 3, 8));
+    const job = bridge.submitted[0];
+    // The mode went out alone: no model, no creativity (the mode's own, 1, applies).
+    expect(job.input.plan).toMatchObject({ mode: 'creative', model: undefined, creativity: 1, creativityGiven: false });
+    const report = job.report as unknown as JobReport;
+    expect(report).toMatchObject({ mode: 'creative', contentDetected: true, models: { creative: modelForMode(report.content, 'creative').id } });
+
+    // The document holds the bridge's pixels, byte for byte.
+    const out = layerData(result.documentId, 'Selection ×4');
+    expect(out.extent).toEqual({ left: 0, top: 0, right: 96, bottom: 80 });
+    expectSamePixels(out.data, withOpaqueAlpha(bridgeResult(0).data, 3, 8));
+    expect(sim.history(result.documentId)).toEqual(['Upscale ×4 (upbridge)']);
+    expect(sim.snapshot(source)).toEqual(before);
+
+    expect(result.reports).toEqual([report]);
+    expect(result.ran).toBe(`Creative (${report.models.creative}) · LR-PSNR ${report.lrPsnr.toFixed(1)} dB`);
+    expect(result.message).toBe('Selection upscaled ×4 into a new 96×80 document');
+  });
+
+  test('balanced with creativity, 16 bits, layer by layer: every job carries mode and creativity; each layer holds its job’s result; one line for the run', async () => {
+    const paint = psPixels(20, 16, 4, 16, 32) as Uint16Array;
+    const bg = psPixels(40, 32, 3, 16, 33) as Uint16Array;
+    const [source] = sim.reset({
+      documents: [
+        {
+          title: 'Deep layers',
+          width: 40,
+          height: 32,
+          bits: 'bitDepth16',
+          layers: [
+            { name: 'Paint', rect: { left: 4, top: 6, right: 24, bottom: 22 }, pixels: paint },
+            { name: 'Background', background: true, pixels: bg },
+          ],
+          active: ['Paint'],
+        },
+      ],
+    });
+
+    const result = await runUpscale(clientFor(bridge), { target: 'document', destination: 'layers', scale: 2, mode: 'balanced', creativity: 0.5 });
+
+    expect(received.map((r) => [r.width, r.height, r.channels, r.depth])).toEqual([[20, 16, 4, 16], [40, 32, 3, 16]]);
+    for (const job of bridge.submitted) expect(job.input.plan).toMatchObject({ mode: 'balanced', model: undefined, creativity: 0.5, creativityGiven: true });
+    for (const [i, [name, at]] of ([['Paint', { left: 8, top: 12 }], ['Background', { left: 0, top: 0 }]] as const).entries()) {
+      const made = bridgeResult(i);
+      const out = layerData(source, name);
+      expect([name, out.extent]).toEqual([name, { left: at.left, top: at.top, right: at.left + made.width, bottom: at.top + made.height }]);
+      expectSamePixels(out.data, toPhotoshopRange(made.data as Uint16Array));
+    }
+    const reports = bridge.submitted.map((job) => job.report as unknown as JobReport);
+    expect(result.reports).toEqual(reports);
+    const models = reports.map((r) => `${r.models.fidelity} + ${r.models.creative}`);
+    expect(new Set(models).size).toBe(1);
+    const psnrs = reports.map((r) => r.lrPsnr.toFixed(1)).sort((a, b) => Number(a) - Number(b));
+    const range = psnrs[0] === psnrs[1] ? psnrs[0] : `${psnrs[0]}–${psnrs[1]}`;
+    expect(result.ran).toBe(`Balanced · creativity 0.5 (${models[0]}) · LR-PSNR ${range} dB`);
+    expect(sim.history(source)).toEqual(['Upscale ×2 (upbridge)']);
   });
 });

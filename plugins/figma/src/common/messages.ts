@@ -4,16 +4,33 @@
  * keep Uint8Array intact, so image bytes travel as they are: no base64 anywhere.
  */
 import type { OutputLimits } from '../../../../core/scale';
+import type { Mode } from '../../../shared/bridge-client';
 
 /** Figma's own ceiling for an image: PNG, JPEG or GIF, at most 4096 px a side. */
 export const FIGMA_MAX_IMAGE_SIDE = 4096;
 
 export type Action = 'fills' | 'frames';
 
-export interface RunRequest {
+/** What runs on the bridge: a mode (the bridge picks the models), or a model (absent: its default). */
+export interface ModelChoice {
+  model?: string;
+  mode?: Mode;
+  /** Only with a mode, and only when the designer moved the slider: 0 fidelity … 1 creative. */
+  creativity?: number;
+}
+
+/** The choice alone, for a job: every job of a run runs what the window asked for. */
+export function modelChoice(from: ModelChoice): ModelChoice {
+  return {
+    ...(from.model !== undefined ? { model: from.model } : {}),
+    ...(from.mode !== undefined ? { mode: from.mode } : {}),
+    ...(from.creativity !== undefined ? { creativity: from.creativity } : {}),
+  };
+}
+
+export interface RunRequest extends ModelChoice {
   action: Action;
   scale: number;
-  model?: string;
   /** Fills only: look inside the selected layers too. */
   includeChildren: boolean;
   /** What the bridge accepts (from GET /v1/health), so the plan never asks for more. */
@@ -28,7 +45,7 @@ export interface SelectionSummary {
 }
 
 /** One upscale for the UI to run on the bridge. */
-export interface UpscaleJob {
+export interface UpscaleJob extends ModelChoice {
   id: number;
   /** 1-based position in this run, for "image 2 of 3". */
   index: number;
@@ -37,7 +54,6 @@ export interface UpscaleJob {
   bytes: Uint8Array;
   contentType: string;
   scale: number;
-  model?: string;
   /**
    * `image`: one encoded image comes back. `tiles`: the result is larger than Figma takes, so it
    * comes back cut into PNG tiles of at most `maxSide` px.

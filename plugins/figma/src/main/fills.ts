@@ -6,7 +6,7 @@
 import { UpbridgeError } from '../../../../core/errors';
 import { outputSize } from '../../../../core/scale';
 import { CONTENT_TYPES, imageKind, ImageKind } from '../common/image-header';
-import { FIGMA_MAX_IMAGE_SIDE, RunOutcome, RunRequest } from '../common/messages';
+import { FIGMA_MAX_IMAGE_SIDE, RunOutcome, RunRequest, modelChoice } from '../common/messages';
 import { fillLimits, fitScale, formatScale } from './fit';
 import { RunContext } from './run-context';
 import { checkResult, JobResult } from './ui-jobs';
@@ -92,7 +92,7 @@ export async function upscaleFills(ctx: RunContext, request: RunRequest): Promis
       bytes: plan.bytes,
       contentType: CONTENT_TYPES[plan.kind],
       scale: plan.scale,
-      model: request.model,
+      ...modelChoice(request),
       // JPEG stays JPEG (a photo as PNG would be several times the size); anything else is PNG.
       output: { kind: 'image', format: plan.kind === 'jpeg' ? 'jpeg' : 'png' },
     });

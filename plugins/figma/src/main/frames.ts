@@ -7,7 +7,7 @@
 import { UpbridgeError } from '../../../../core/errors';
 import { outputSize } from '../../../../core/scale';
 import { pngSize } from '../common/image-header';
-import { FIGMA_MAX_IMAGE_SIDE, RunOutcome, RunRequest } from '../common/messages';
+import { FIGMA_MAX_IMAGE_SIDE, RunOutcome, RunRequest, modelChoice } from '../common/messages';
 import { fitScale, formatScale } from './fit';
 import { RunContext } from './run-context';
 import { checkResult, JobResult } from './ui-jobs';
@@ -62,7 +62,7 @@ export async function upscaleFrames(ctx: RunContext, request: RunRequest): Promi
       bytes: plan.bytes,
       contentType: 'image/png',
       scale: plan.scale,
-      model: request.model,
+      ...modelChoice(request),
       output: tiled ? { kind: 'tiles', maxSide: FIGMA_MAX_IMAGE_SIDE } : { kind: 'image', format: 'png' },
     });
     checkResult(result, plan.out, FIGMA_MAX_IMAGE_SIDE, `"${plan.node.name}"`);

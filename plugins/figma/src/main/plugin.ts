@@ -5,6 +5,7 @@
  */
 import { isUpbridgeError, UpbridgeError } from '../../../../core/errors';
 import { SCALE_LIMITS } from '../../../../core/scale';
+import { MODES } from '../../../shared/bridge-client';
 import { ErrorInfo, MainToUi, RunOutcome, RunRequest, SelectionSummary, UiToMain } from '../common/messages';
 import { countImageFills, upscaleFills } from './fills';
 import { upscaleFrames } from './frames';
@@ -20,7 +21,7 @@ export const STORAGE_KEYS = { token: 'upbridge.token', bridgeUrl: 'upbridge.brid
  */
 export const DEFAULT_FIGMA_BRIDGE_URL = 'http://localhost:7419';
 
-export const UI_SIZE = { width: 320, height: 440 };
+export const UI_SIZE = { width: 320, height: 540 };
 
 export function startPlugin(api: PluginAPI, html: string): void {
   const post = (message: MainToUi) => api.ui.postMessage(message);
@@ -103,6 +104,11 @@ export function validateRequest(request: RunRequest): RunRequest {
   if (request.action !== 'fills' && request.action !== 'frames') throw invalid(`action must be "fills" or "frames", got ${JSON.stringify(request.action)}`);
   if (typeof request.scale !== 'number' || !(request.scale >= SCALE_LIMITS.min && request.scale <= SCALE_LIMITS.max)) {
     throw invalid(`scale must be a number from ${SCALE_LIMITS.min} to ${SCALE_LIMITS.max}, got ${JSON.stringify(request.scale)}`);
+  }
+  if (request.mode !== undefined && !MODES.includes(request.mode)) throw invalid(`mode must be one of ${MODES.join(', ')}, got ${JSON.stringify(request.mode)}`);
+  if (request.creativity !== undefined) {
+    if (request.mode === undefined) throw invalid('creativity goes with a mode (fidelity, balanced or creative), which picks the two models it blends');
+    if (typeof request.creativity !== 'number' || !(request.creativity >= 0 && request.creativity <= 1)) throw invalid(`creativity must be a number from 0 to 1, got ${JSON.stringify(request.creativity)}`);
   }
   const limits = request.limits;
   if (!limits || ![limits.maxOutputSide, limits.maxOutputPixels, limits.maxInputPixels].every((n) => typeof n === 'number' && n > 0)) {

@@ -8,9 +8,10 @@
  * (through the main thread), since the iframe's origin is null and it has no storage of its own.
  */
 import { ErrorCode, isUpbridgeError } from '../../../../core/errors';
-import { BridgeClient, BridgeLimitsInfo, JobState, ModelInfo } from '../../../shared/bridge-client';
+import { BridgeClient, BridgeLimitsInfo, JobReport, JobState, ModelInfo } from '../../../shared/bridge-client';
 import { formatSecondsLeft, ProgressTracker } from '../../../shared/progress';
-import { Action, ErrorInfo, MainToUi, SelectionSummary, UiToMain, UpscaleJob } from '../common/messages';
+import { describeRun } from '../../../shared/modes';
+import { Action, ErrorInfo, MainToUi, ModelChoice, modelChoice, SelectionSummary, UiToMain, UpscaleJob } from '../common/messages';
 import { cutIntoPngTiles } from './tiles';
 
 /** How the plugin names itself when pairing; `upbridge tokens list` shows it. */
@@ -35,6 +36,8 @@ export interface Outcome {
   kind: 'done' | 'error' | 'cancelled';
   text: string;
   notes: string[];
+  /** After a finished run: what ran and the LR-PSNR ("Creative (realesrgan-x4plus) · LR-PSNR 31.2 dB"). */
+  ran?: string;
 }
 
 export interface ViewState {
@@ -48,9 +51,8 @@ export interface ViewState {
   outcome?: Outcome;
 }
 
-export interface RunOptions {
+export interface RunOptions extends ModelChoice {
   scale: number;
-  model?: string;
   includeChildren: boolean;
 }
 
@@ -68,6 +70,8 @@ export class UiController {
   private limits?: BridgeLimitsInfo;
   private abort?: AbortController;
   private tracker?: ProgressTracker;
+  /** The bridge's reports for this run's jobs, in order. */
+  private reports: JobReport[] = [];
 
   constructor(private readonly options: UiControllerOptions) {}
 
@@ -92,9 +96,11 @@ export class UiController {
       case 'job':
         void this.runJob(message.job);
         return;
-      case 'finished':
-        this.endRun({ kind: 'done', text: message.outcome.summary, notes: message.outcome.notes });
+      case 'finished': {
+        const ran = describeRun(this.reports);
+        this.endRun({ kind: 'done', text: message.outcome.summary, notes: message.outcome.notes, ...(ran ? { ran } : {}) });
         return;
+      }
       case 'failed':
         this.endRun({ kind: message.error.code === 'UPB_CANCELLED' ? 'cancelled' : 'error', text: message.error.message, notes: [] });
         return;
@@ -143,6 +149,7 @@ export class UiController {
     if (this.state.busy || this.state.connection.state !== 'ready' || !this.limits) return;
     const { maxOutputSide, maxOutputPixels, maxInputPixels } = this.limits;
     this.tracker = undefined;
+    this.reports = [];
     this.update({ busy: true, outcome: undefined, progress: undefined, status: 'Starting…' });
     this.options.post({ type: 'run', request: { action, ...options, limits: { maxOutputSide, maxOutputPixels, maxInputPixels } } });
   }
@@ -163,13 +170,15 @@ export class UiController {
     this.abort = abort;
     this.update({ status: undefined, progress: { label: job.label, index: job.index, count: job.count, fraction: (job.index - 1) / job.count, text: 'Sending to the bridge…' } });
     try {
-      const settings = { model: job.model, scale: job.scale };
+      const settings = { ...modelChoice(job), scale: job.scale };
       const hooks = { signal: abort.signal, onProgress: (p: { done: number; total: number; state: JobState }) => this.showProgress(job, p) };
       if (job.output.kind === 'image') {
         const out = await client.upscaleEncoded(job.bytes, job.contentType, settings, hooks, job.output.format);
+        if (out.report) this.reports.push(out.report);
         this.options.post({ type: 'job-done', id: job.id, width: out.width, height: out.height, pieces: [{ bytes: out.bytes, x: 0, y: 0, width: out.width, height: out.height }] });
       } else {
         const out = await client.upscaleEncoded(job.bytes, job.contentType, settings, hooks, 'raw');
+        if (out.report) this.reports.push(out.report);
         this.setProgressText(`Cutting ${out.width}×${out.height} px into tiles…`);
         const pieces = cutIntoPngTiles({ width: out.width, height: out.height, channels: out.channels!, depth: out.depth!, data: out.bytes }, job.output.maxSide);
         this.options.post({ type: 'job-done', id: job.id, width: out.width, height: out.height, pieces });

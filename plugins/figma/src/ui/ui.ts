@@ -3,8 +3,10 @@
  * thread arrive as `event.data.pluginMessage`; ours go out with `parent.postMessage({pluginMessage})`,
  * as Figma's UI bridge expects.
  */
+import { Mode, MODES } from '../../../shared/bridge-client';
+import { creativityText, MODE_DESCRIPTIONS, SLIDER_START } from '../../../shared/modes';
 import type { MainToUi, UiToMain } from '../common/messages';
-import { UiController, ViewState } from './controller';
+import { RunOptions, UiController, ViewState } from './controller';
 
 function $<T extends HTMLElement>(id: string): T {
   const el = document.getElementById(id);
@@ -23,7 +25,13 @@ const el = {
   pairError: $<HTMLParagraphElement>('pair-error'),
   controls: $<HTMLElement>('controls'),
   selection: $<HTMLParagraphElement>('selection'),
+  mode: $<HTMLSelectElement>('mode'),
+  modeDescription: $<HTMLParagraphElement>('mode-description'),
+  modelField: $<HTMLElement>('model-field'),
   model: $<HTMLSelectElement>('model'),
+  creativityField: $<HTMLElement>('creativity-field'),
+  creativity: $<HTMLInputElement>('creativity'),
+  creativityValue: $<HTMLSpanElement>('creativity-value'),
   scale: $<HTMLSelectElement>('scale'),
   children: $<HTMLInputElement>('children'),
   fills: $<HTMLButtonElement>('fills'),
@@ -36,6 +44,7 @@ const el = {
   cancel: $<HTMLButtonElement>('cancel'),
   outcome: $<HTMLElement>('outcome'),
   outcomeText: $<HTMLParagraphElement>('outcome-text'),
+  outcomeRan: $<HTMLParagraphElement>('outcome-ran'),
   outcomeNotes: $<HTMLUListElement>('outcome-notes'),
 };
 
@@ -87,6 +96,8 @@ function render(state: ViewState): void {
   if (state.outcome) {
     el.outcome.dataset.kind = state.outcome.kind;
     el.outcomeText.textContent = state.outcome.text;
+    el.outcomeRan.hidden = !state.outcome.ran;
+    el.outcomeRan.textContent = state.outcome.ran ?? '';
     el.outcomeNotes.replaceChildren(...state.outcome.notes.map((note) => Object.assign(document.createElement('li'), { textContent: note })));
   }
 }
@@ -112,10 +123,45 @@ el.pair.addEventListener('click', pair);
 el.code.addEventListener('keydown', (event) => {
   if (event.key === 'Enter') pair();
 });
-const runOptions = () => ({ scale: Number(el.scale.value), model: el.model.value || undefined, includeChildren: el.children.checked });
+
+/** The mode chosen, or undefined for "Model" (the model picker decides). */
+const chosenMode = (): Mode | undefined => MODES.find((m) => m === el.mode.value);
+/** Creativity goes to the bridge only once the designer moved the slider; until then the mode's default applies. */
+let creativityMoved = false;
+
+function showCreativity(): void {
+  const mode = chosenMode();
+  if (mode) el.creativityValue.textContent = creativityText(mode, creativityMoved, Number(el.creativity.value));
+}
+
+/** A mode hides the model picker (the bridge picks the models) and shows the slider at the mode's start. */
+function modeChanged(): void {
+  const mode = chosenMode();
+  el.modelField.hidden = mode !== undefined;
+  el.creativityField.hidden = mode === undefined;
+  el.modeDescription.hidden = mode === undefined;
+  el.modeDescription.textContent = mode ? MODE_DESCRIPTIONS[mode] : '';
+  if (mode) el.creativity.value = String(SLIDER_START[mode]);
+  creativityMoved = false;
+  showCreativity();
+}
+
+el.mode.addEventListener('change', modeChanged);
+el.creativity.addEventListener('input', () => {
+  creativityMoved = true;
+  showCreativity();
+});
+
+function runOptions(): RunOptions {
+  const options: RunOptions = { scale: Number(el.scale.value), includeChildren: el.children.checked };
+  const mode = chosenMode();
+  if (!mode) return { ...options, ...(el.model.value ? { model: el.model.value } : {}) };
+  return { ...options, mode, ...(creativityMoved ? { creativity: Number(el.creativity.value) } : {}) };
+}
 el.fills.addEventListener('click', () => controller.run('fills', runOptions()));
 el.frames.addEventListener('click', () => controller.run('frames', runOptions()));
 el.cancel.addEventListener('click', () => controller.cancel());
 
+modeChanged();
 render(controller.state);
 controller.start();
