@@ -24,17 +24,32 @@
  * Set5 + Set14 the mean AUROC over the gradient baseline was +0.019 at weight 1, +0.026 at 2 and
  * +0.024 at 4; E_l added +0.002, RGB rather than luma +0.003.
  *
- * Validation (evaluate.ts; Set5 + Set14, 19 images, ×4 bicubic, 8×8 blocks, positives the top
- * 10 % RMS error; fidelity = esrgan-thick-x4, the catalogue's photo fidelity model, colour-fixed
- * and projected), mean AUROC, map vs the gradient baseline: realesrgan-x4plus without TTA 0.928 vs
- * 0.905; with the TTA spread 0.938 vs 0.905; the TTA mean as the result 0.917 vs 0.871. Against
- * the weaker esrgan-medium-x4 these were 0.925, 0.936, 0.915. The issue's 0.80 holds on average and
- * on 18 of 19 images (Barbara's aliased stripes: 0.747, the baseline 0.749), but its "baseline +
- * 0.05" does not (+0.023, +0.033, +0.046): the errors of a 4x GAN sit on edges and texture, which
- * the gradient already ranks well. What would move it: a stronger fidelity reference (the step
- * from medium to thick, +0.8 dB, gave +0.003; a transformer PSNR model is another 1–2 dB), more
- * independent samples than 8 views of one network (other GAN checkpoints or seeds, sub-pixel
- * shifts), or weights fitted on separate training images rather than chosen by hand here.
+ * Validation (scripts/map-study.ts; evaluate.ts's protocol: the 17 Set5 + Set14 photos, ×4 bicubic
+ * by sharp, 8×8 blocks, positives the top 10 % of block RMS error, baseline the output's Sobel
+ * magnitude). The result is what modes.ts makes with mode=creative, map=true: G =
+ * colourFix(realesrgan-x4plus), F = project(colourFix(esrgan-thick-x4)), with tta=8 both the TTA
+ * mean and G's spread (the study reproduces runUpscalePlan's map bit for bit). Mean AUROC, map vs
+ * baseline (Set5 | Set14 | all):
+ *   no TTA   0.963 vs 0.934 (+0.029) | 0.914 vs 0.900 (+0.014) | 0.929 vs 0.910 (+0.018)
+ *   tta=8    0.942 vs 0.905 (+0.037) | 0.904 vs 0.871 (+0.033) | 0.915 vs 0.881 (+0.034)
+ * The issue's 0.80 holds on average and on 16 of 17 photos (Barbara's aliased stripes: 0.755 and
+ * 0.716, the baseline 0.747 and 0.717); its "baseline + 0.05" does not, and refitting did not get
+ * there. The study fits the weights of S² = E_d² + w_t·E_t² + w_l·E_l² + w_f·H_F² (H_F: the local
+ * high-frequency energy of F, a predictor of F's own error, since the result's error is (G − F) +
+ * (F − truth)) on Set14 and tests on Set5, and the other way round: held-out +0.029 / +0.018 without
+ * TTA (+0.021 over all 17), +0.038 / +0.028 with it (+0.031), no better than the hand-set weights
+ * above, so they stay, and H_F stays out (it would light up texture in a result that invents nothing).
+ * Signals tried that did not raise the held-out margin (fitted the same way): a second GAN
+ * (realesr-general-x4v3) against G and against F; the spread of F under TTA; G under ±2-level input
+ * noise; the input's and F's local variance and gradient; windows of half-width 0 to 16. A logistic
+ * fit on all of these in log form gained +0.017 on the images it was fitted on. One extra run of G
+ * on the transposed input (a 2-view spread for the no-TTA map, doubling the creative model's time)
+ * gives +0.030 / +0.022 (+0.024). Why the margin is small: where a 4x GAN is most wrong it paints
+ * texture the input cannot pin down, and its error there is about √(var G + var truth) — the local
+ * texture energy, which the output's gradient already measures; the map's edge over the gradient is
+ * only in telling a reconstructed edge (high gradient, small error) from invented texture. With the
+ * truth's F-error added to E_d² (an oracle; 8×8 blocks, no TTA) the AUROC is 0.985: predicting F's
+ * error is what is missing.
  */
 import { colourChannels, createRaster, Raster } from '../raster';
 import { UpbridgeError } from '../errors';

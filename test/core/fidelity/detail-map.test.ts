@@ -1,5 +1,6 @@
 import { projectToInput } from '../../../core/fidelity/consistency';
 import { DetailMap, inventedDetailMap, mapToRaster, summary, TAU_LEVELS } from '../../../core/fidelity/detail-map';
+import { evaluateMap } from '../../../core/fidelity/evaluate';
 import { Raster } from '../../../core/raster';
 import { crop, FAST, fixture, rasterFrom, upscale } from './kit';
 
@@ -89,6 +90,26 @@ describe('inventedDetailMap', () => {
       const m = meanInOut(map, { x0: box.x0 + 8, y0: box.y0 + 8, x1: box.x1 - 8, y1: box.y1 - 8 }, 16);
       expect(m.inside).toBeCloseTo(1 - Math.exp(-amplitude / TAU_LEVELS), 1);
     }
+  });
+});
+
+describe('inventedDetailMap against ground truth', () => {
+  test('it ranks invented texture above a strong edge the input supports, where the gradient baseline ranks them the other way', () => {
+    // Truth: a sharp vertical edge (40 → 200) on an otherwise flat 64×64 image; the input is its 4× area average.
+    const truth = rasterFrom(64, 64, 3, (x) => (x < 44 ? 40 : 200));
+    const input = rasterFrom(16, 16, 3, (x, y, c) => {
+      let s = 0;
+      for (let j = 0; j < 4; j++) for (let i = 0; i < 4; i++) s += truth.data[((4 * y + j) * 64 + 4 * x + i) * 3 + c];
+      return Math.round(s / 16);
+    });
+    // The result gets the edge right and invents a ±12 checkerboard on a flat 24×24 patch (9 of the 64 blocks).
+    const inPatch = (x: number, y: number) => x >= 8 && x < 32 && y >= 16 && y < 40;
+    const creative = rasterFrom(64, 64, 3, (x, y, c) => truth.data[(y * 64 + x) * 3 + c] + (inPatch(x, y) ? ((x + y) % 2 ? 12 : -12) : 0));
+    const e = evaluateMap(inventedDetailMap({ input, creative, fidelity: truth }), creative, truth);
+    expect(e.positives).toBe(9);
+    expect(e.auroc).toBeGreaterThan(0.95);
+    // The checkerboard has almost no Sobel gradient; the edge has the most: an edge detector gets it backwards.
+    expect(e.baselineAuroc).toBeLessThan(e.auroc - 0.3);
   });
 });
 
