@@ -5,11 +5,14 @@
  * Protocol (evaluate.ts): each Set5 / Set14 photo (CSet14_comic and CSet14_ppt3 are drawings and
  * left out) cropped at the top left to a multiple of 4, downscaled ×4 with sharp's bicubic kernel;
  * the creative mode's result for that input, as core/modes.ts makes it with mode=creative, map=true
- * (G = colourFix(realesrgan-x4plus), the fidelity reference F = project(colourFix(esrgan-thick-x4)),
+ * (G = colourFix(realesrgan-x4plus), the fidelity reference F = project(colourFix(the photo fidelity model)),
  * every model run through TTA 8 when tta=8, the TTA spread of the creative run), compared with the
  * original in 8×8 blocks; positives are the top 10 % of block RMS error.
  *
  *   node scripts/run-ts.mjs scripts/map-study.ts [--images DIR] [--cache DIR] [--json]
+ *       [--fidelity ID]            the fidelity reference (default: the catalogue's photo fidelity model)
+ *       [--second-fidelity ID]     add a plane: disagreement between two PSNR models (F's own uncertainty)
+ *       [--products]               also score S · G^β, G the windowed output gradient (β < 0: per unit texture)
  *   node scripts/run-ts.mjs scripts/map-study.ts --generate realesrgan-x4plus+tta,esrgan-thick-x4+transposed,...
  *
  * Model outputs are cached under --cache (default /tmp/map-study) as PNG (raw model output, before
@@ -23,7 +26,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { findModel, ModelEntry } from '../core/catalogue';
+import { findModel, ModelEntry, modelForMode } from '../core/catalogue';
 import { colourFixToInput } from '../core/fidelity/colour-fix';
 import { projectToInput } from '../core/fidelity/consistency';
 import { applySymmetry, upscaleWithTta } from '../core/fidelity/tta';
@@ -34,13 +37,13 @@ import { ortRunner } from '../core/node/ort-session';
 import { boxMean, tentMean } from '../core/fidelity/filters';
 import { FloatImage, luma, toFloat } from '../core/fidelity/image';
 import { inventedDetailMap, mapSignals, TAU_LEVELS } from '../core/fidelity/detail-map';
-import { auroc, blockMeans, blockRmsError, evaluateMap, Evaluation, topBlocks } from '../core/fidelity/evaluate';
+import { auroc, blockMeans, blockRmsError, evaluateMap, Evaluation, gradientMap, topBlocks } from '../core/fidelity/evaluate';
 import { Raster } from '../core/raster';
 import { InferenceRunner } from '../core/session';
 import { upscaleRaster } from '../core/upscale';
 
 export const CREATIVE = 'realesrgan-x4plus';
-export const FIDELITY = 'esrgan-thick-x4';
+export const FIDELITY = option('fidelity', modelForMode('photo', 'fidelity').id);
 export const DRAWINGS = ['CSet14_comic', 'CSet14_ppt3'];
 const TRANSPOSE = { flipX: false, flipY: false, transpose: true };
 
@@ -205,6 +208,14 @@ async function prepare(c: Case, outputs: ModelOutputs, config: Config): Promise<
     // F's own local high-frequency energy: where the fidelity reference itself is likely wrong.
     hfF: window(fidelityLuma.map((v, i) => (255 * (v - local[i])) ** 2)),
   };
+  const second = option('second-fidelity', '');
+  if (second) {
+    // A second PSNR-oriented model: where two regressors disagree, the truth is uncertain (F's own error).
+    const other = projectToInput(await colourFixToInput((await outputs.get(c, second, tta)).raster, c.input, sharpResampler), c.input);
+    planes.FF = window(meanSquared(toFloat(fidelity), toFloat(other)));
+  }
+  // The output's own gradient (the baseline's signal), windowed like the others, for products.
+  planes.G = window(gradientMap(creative).data.map((v) => (255 * v) ** 2));
   if (tta) planes.T = s.spread.map((v) => v / 4);
   else if (config === 'single+view') {
     // A second view of the creative model (the transposed input, turned back): a 2-run spread.
@@ -256,7 +267,8 @@ function fitWeights(fitOn: Prepared[], start: Weights): Weights {
 }
 
 type Config = 'single' | 'tta' | 'single+view';
-const SHIPPED: Record<Config, Weights> = { single: { D: 1, L: 1, hfF: 0 }, tta: { D: 1, T: 4, L: 1, hfF: 0 }, 'single+view': { D: 1, T: 4, L: 1, hfF: 0 } };
+const FF0: Weights = option('second-fidelity', '') ? { FF: 0 } : {};
+const SHIPPED: Record<Config, Weights> = { single: { D: 1, L: 1, hfF: 0, ...FF0 }, tta: { D: 1, T: 4, L: 1, hfF: 0, ...FF0 }, 'single+view': { D: 1, T: 4, L: 1, hfF: 0, ...FF0 } };
 
 async function main() {
   const images = option('images', path.resolve('..', 'shared', 'images', 'hr'));
@@ -293,6 +305,25 @@ async function main() {
       const w = fitWeights(bySet(fitSet), SHIPPED[config]);
       return { fitOn: fitSet, weights: w, fitted: summary(bySet(fitSet), (p) => weightedAuroc(p, w)), heldOut: { set: heldSet, ...summary(bySet(heldSet), (p) => weightedAuroc(p, w)) } };
     });
+    if (process.argv.includes('--products')) {
+      // score = S · G^β (S the shipped sum, G the windowed output gradient): does invention per unit of texture rank better?
+      for (const beta of [0, 0.25, 0.5, 1, -0.1, -0.25, -0.5]) {
+        const score = (p: Prepared) => {
+          const w = SHIPPED[config];
+          const data = new Float32Array(p.width * p.height);
+          for (let i = 0; i < data.length; i++) {
+            let sum = 0;
+            for (const k of Object.keys(w)) if (w[k] > 0 && p.planes[k]) sum += w[k] * p.planes[k][i];
+            data[i] = Math.sqrt(sum) * Math.pow(p.planes.G[i] + 1, beta / 2);
+          }
+          return auroc(blockMeans(data, p.width, p.height, 8), p.labels);
+        };
+        for (const set of ['Set5', 'Set14'] as const) {
+          const ps = bySet(set);
+          process.stdout.write(`products ${config} beta ${beta} ${set}: ${f3(mean(ps.map(score)))} vs ${f3(mean(ps.map((p) => p.baseline)))}\n`);
+        }
+      }
+    }
     const heldOutAll = mean(prepared.map((p) => weightedAuroc(p, folds.find((f) => f.heldOut.set === p.set)!.weights)));
     const entry = {
       perImage: prepared.map((p) => ({ name: p.name, map: +f3(shippedScore(p)), baseline: +f3(p.baseline), positives: p.labels.filter(Boolean).length, blocks: p.labels.length })),
