@@ -33,7 +33,7 @@ export class Job<Input = unknown> {
   readonly id = randomUUID();
   state: JobState = 'queued';
   progress: JobProgress = { done: 0, total: 0 };
-  /** What the running job is doing, in words ("installing esrgan-thick-x4: download", "fidelity model"). */
+  /** What the running job is doing, in words ("installing waifu2x-cunet-2x: download", "fidelity model"). */
   stage?: string;
   error?: { code: string; message: string };
   readonly createdAt = Date.now();
