@@ -50,6 +50,28 @@ export interface UpscaleResult {
 }
 
 /**
+ * Receives the output's finished rows: `rows` is a raster of the output's width, channels and
+ * depth, `rows.height` rows tall, starting at output row `y`. Rows come in order, each once; the
+ * next batch waits until the promise the sink returns settles (back-pressure). A sink must not keep
+ * `rows` after it settles: the pipeline lets go of them.
+ */
+export type RowSink = (rows: Raster, y: number) => Promise<void> | void;
+
+export interface StreamedUpscaleResult {
+  width: number;
+  height: number;
+  channels: Raster['channels'];
+  depth: Raster['depth'];
+  passes: number;
+  tiles: number;
+  /**
+   * True when the rows went to the sink as the last pass finished them, in bounded memory; false
+   * when a final Lanczos resize needed the whole raster first (it was built, then handed over).
+   */
+  streamed: boolean;
+}
+
+/**
  * How a model wants its windows: a converted graph with reference conventions pads its own
  * border (RESEARCH.md §2), so the pipeline adds none, and its reflect padding needs a minimum side.
  */
@@ -147,18 +169,125 @@ export async function upscaleRaster(input: Raster, runner: InferenceRunner, mode
   return { raster, passes, tiles: total };
 }
 
+/**
+ * Whether upscaleRasterToSink streams for this size: when the scale is the model's scale to a whole
+ * power (4x, 16x with a 4x model; 2x, 4x, 8x, 16x with a 2x one), the last pass's rows are the
+ * output's rows. Any other scale ends with a Lanczos resize of the whole raster (sharp resamples a
+ * whole image, not a row stream), so those rows exist only once everything is done.
+ */
+export function streamsRows(width: number, height: number, modelScale: number, scale: number): boolean {
+  const passScale = modelScale ** passCount(scale, modelScale);
+  const final = outputSize(width, height, scale);
+  return width * passScale === final.width && height * passScale === final.height;
+}
+
+/** Rows handed over from a whole raster in batches of this many bytes (views, not copies). */
+const WHOLE_RASTER_BATCH_BYTES = 8 << 20;
+
+/**
+ * upscaleRaster, delivering the output to `sink` instead of returning it. Pixels are identical to
+ * upscaleRaster's (same tiling, blending and rounding; only where finished rows go differs).
+ *
+ * When streamsRows() holds, the last pass hands each finished band of rows to the sink and drops
+ * it, so memory is bounded by the input, the intermediate passes (16x with a 4x model: the whole
+ * 4x raster, 16-bit RGB), one tile row's float band, and, for an alpha that is not flat, the alpha
+ * plane at output size (1 channel: a quarter of an RGBA output), computed first. Otherwise (a final
+ * resize) the whole raster is built as upscaleRaster does and then handed over in batches.
+ */
+export async function upscaleRasterToSink(input: Raster, runner: InferenceRunner, modelScale: number, resampler: Resampler, options: UpscaleOptions, sink: RowSink): Promise<StreamedUpscaleResult> {
+  const checkCancelled = () => throwIfCancelled(options.signal);
+  const passes = passCount(options.scale, modelScale);
+  const shape = { channels: input.channels, depth: input.depth, passes };
+  if (!streamsRows(input.width, input.height, modelScale, options.scale)) {
+    const { raster, tiles } = await upscaleRaster(input, runner, modelScale, resampler, options);
+    const rowBytes = raster.width * raster.channels * raster.data.BYTES_PER_ELEMENT;
+    const batch = Math.max(1, Math.floor(WHOLE_RASTER_BATCH_BYTES / rowBytes));
+    const rowLength = raster.width * raster.channels;
+    for (let y = 0; y < raster.height; y += batch) {
+      const height = Math.min(batch, raster.height - y);
+      await sink({ ...raster, height, data: raster.data.subarray(y * rowLength, (y + height) * rowLength) }, y);
+      checkCancelled();
+    }
+    return { ...shape, width: raster.width, height: raster.height, tiles, streamed: false };
+  }
+
+  const passScale = modelScale ** passes;
+  const width = input.width * passScale;
+  const height = input.height * passScale;
+  const alphaChannel = hasAlpha(input.channels) ? input.channels - 1 : -1;
+  const flatAlpha = alphaChannel >= 0 ? uniformChannel(input, alphaChannel) : undefined;
+  const alphaByModel = alphaChannel >= 0 && flatAlpha === undefined && options.alpha === 'model';
+
+  const total = plannedTiles(input, modelScale, options);
+  const progress = { done: 0, total };
+  const tick = () => {
+    progress.done++;
+    options.onProgress?.({ ...progress });
+    checkCancelled();
+  };
+  options.onProgress?.({ ...progress });
+
+  // An alpha that varies is made whole first (its rows are needed beside every colour row); the
+  // colour then streams. upscaleRaster runs colour first: the order changes no pixel.
+  let alphaPlane: Raster | undefined;
+  if (alphaByModel) {
+    alphaPlane = createRaster(width, height, 1, input.depth);
+    await runPasses(input, [alphaChannel, alphaChannel, alphaChannel], alphaPlane, [0], passes, runner, modelScale, options, tick);
+  } else if (alphaChannel >= 0 && flatAlpha === undefined) {
+    alphaPlane = convertDepth(await resampler.resize(extractChannel(input, alphaChannel), width, height), input.depth);
+  }
+  checkCancelled();
+
+  let nextRow = 0;
+  const target: RowTarget = {
+    width,
+    height,
+    channels: input.channels,
+    depth: input.depth,
+    async write(rows, y) {
+      if (y !== nextRow) throw new UpbridgeError('UPB_INTERNAL', `rows arrived out of order: ${y}, expected ${nextRow}`);
+      nextRow = y + rows.height;
+      if (flatAlpha !== undefined) fillChannel(rows, alphaChannel, flatAlpha);
+      else if (alphaPlane) {
+        const offset = y * width;
+        for (let i = 0; i < rows.height * width; i++) rows.data[i * rows.channels + alphaChannel] = alphaPlane.data[offset + i];
+      }
+      await sink(rows, y);
+    },
+  };
+  const colour = alphaChannel >= 0 && flatAlpha === undefined ? fillTransparentColour(input) : input;
+  const isGrey = input.channels <= 2;
+  await runPasses(colour, isGrey ? [0, 0, 0] : [0, 1, 2], target, isGrey ? [0] : [0, 1, 2], passes, runner, modelScale, options, tick);
+  if (nextRow !== height) throw new UpbridgeError('UPB_INTERNAL', `the last pass finished ${nextRow} of ${height} rows`);
+  checkCancelled();
+  return { ...shape, width, height, tiles: total, streamed: true };
+}
+
+/** The last pass's destination when streaming: a shape, and where each finished band of rows goes. */
+interface RowTarget {
+  width: number;
+  height: number;
+  channels: Raster['channels'];
+  depth: Raster['depth'];
+  write(rows: Raster, y: number): Promise<void>;
+}
+
+function isRowTarget(target: Raster | RowTarget): target is RowTarget {
+  return 'write' in target;
+}
+
 /** Chains passes; intermediate results stay 16-bit so a 16x job is not quantised to 8 bits midway. */
-async function runPasses(source: Raster, sourceChannels: number[], target: Raster, targetChannels: number[], passes: number, runner: InferenceRunner, modelScale: number, options: UpscaleOptions, tick: () => void): Promise<void> {
+async function runPasses(source: Raster, sourceChannels: number[], target: Raster | RowTarget, targetChannels: number[], passes: number, runner: InferenceRunner, modelScale: number, options: UpscaleOptions, tick: () => void): Promise<void> {
   let src = source;
   let srcChannels = sourceChannels;
-  for (let k = 1; k <= passes; k++) {
-    const last = k === passes;
-    const grey = targetChannels.length === 1;
-    const dst = last ? target : createRaster(src.width * modelScale, src.height * modelScale, grey ? 1 : 3, 16);
-    await runPass(src, srcChannels, dst, last ? targetChannels : grey ? [0] : [0, 1, 2], runner, modelScale, options, tick);
+  const grey = targetChannels.length === 1;
+  for (let k = 1; k < passes; k++) {
+    const dst = createRaster(src.width * modelScale, src.height * modelScale, grey ? 1 : 3, 16);
+    await runPass(src, srcChannels, dst, grey ? [0] : [0, 1, 2], runner, modelScale, options, tick);
     src = dst;
     srcChannels = grey ? [0, 0, 0] : [0, 1, 2];
   }
+  await runPass(src, srcChannels, target, targetChannels, runner, modelScale, options, tick);
 }
 
 /** Reads a window of the source (mirrored outside the image) as a CHW float tile. */
@@ -192,7 +321,7 @@ export const BORDER_PAD_PX = 10;
 /** Smallest window side at which an out-of-memory tile is no longer split. */
 const MIN_SPLIT_PX = 16;
 
-async function runPass(source: Raster, sourceChannels: number[], target: Raster, targetChannels: number[], runner: InferenceRunner, scale: number, options: UpscaleOptions, tick: () => void): Promise<void> {
+async function runPass(source: Raster, sourceChannels: number[], target: Raster | RowTarget, targetChannels: number[], runner: InferenceRunner, scale: number, options: UpscaleOptions, tick: () => void): Promise<void> {
   const { tile, overlap, signal } = options;
   const pad = options.borderPad ?? BORDER_PAD_PX;
   const minWindow = options.minWindow ?? 1;
@@ -330,19 +459,29 @@ async function runPass(source: Raster, sourceChannels: number[], target: Raster,
       tick();
     }
     const finalEnd = row + 1 < rows ? yWeights[row + 1].start : target.height;
-    writeRows(band, bandStart, bandRows, rowStart, finalEnd, target, targetChannels);
+    if (isRowTarget(target)) {
+      // Streaming: the finished rows go out in a raster of their own, then are let go.
+      const rows = createRaster(outW, finalEnd - rowStart, target.channels, target.depth);
+      writeRows(band, bandStart, bandRows, rowStart, finalEnd, rows, targetChannels, rowStart);
+      await target.write(rows, rowStart);
+    } else {
+      writeRows(band, bandStart, bandRows, rowStart, finalEnd, target, targetChannels, 0);
+    }
   }
 }
 
-/** Rounds finished float rows into the target raster; one target channel takes the mean of R, G, B. */
-function writeRows(band: Float32Array, bandStart: number, bandRows: number, from: number, to: number, target: Raster, channels: number[]): void {
+/**
+ * Rounds finished float rows into the target raster (whose first row is output row `targetStart`);
+ * one target channel takes the mean of R, G, B.
+ */
+function writeRows(band: Float32Array, bandStart: number, bandRows: number, from: number, to: number, target: Raster, channels: number[], targetStart: number): void {
   const max = maxValue(target.depth);
   const width = target.width;
   const plane = bandRows * width;
   const stride = target.channels;
   for (let Y = from; Y < to; Y++) {
     const bandRow = (Y - bandStart) * width;
-    const outRow = Y * width * stride;
+    const outRow = (Y - targetStart) * width * stride;
     for (let X = 0; X < width; X++) {
       const b = bandRow + X;
       const o = outRow + X * stride;

@@ -1,0 +1,180 @@
+import { fillTransparentColour } from '../alpha';
+import { throwIfCancelled } from '../errors';
+import { areaAxis } from '../fidelity/axis';
+import { LR_PSNR_CAP, modelsNeeded, needsFloatSteps, resultModel, stageOptions, UpscalePlan, resolveContent } from '../modes';
+import { colourChannels, hasAlpha, maxValue, Raster } from '../raster';
+import { InferenceRunner } from '../session';
+import { outputSize, Resampler, RowSink, StreamedUpscaleResult, UpscaleOptions, upscaleRasterToSink } from '../upscale';
+import { DecodedImage, ImageMetadata, OutputFormat, sharpResampler } from './image-io';
+import { ModelStore } from './model-store';
+import { ortRunner } from './ort-session';
+import { PngRowWriter } from './png-stream';
+import type { UpscaleFileReport, UpscaleFileRequest } from './upscale-file';
+
+/**
+ * Large outputs straight to disk: the model's last pass hands finished rows to a PNG encoder that
+ * writes them as they come (png-stream.ts), so a 16x result is never whole in memory.
+ *
+ * What streams: a PNG output of a plan with no float steps (no mode, map or consistency: those work
+ * on the whole result) and no TTA (it averages whole runs). Memory is bounded when the scale is a
+ * whole power of the model's (4x, 16x with a 4x model); other scales end with a Lanczos resize of the
+ * whole raster, which is then still encoded row by row (no sharp copy, no PNG held in memory).
+ * JPEG, WebP and TIFF take the usual path (image-io.ts: sharp encodes the whole raster).
+ *
+ * Smaller outputs keep the usual path too, so the bytes they get do not change (the CLI and the
+ * bridge answer byte-identical files for them); the pixels of both paths are identical.
+ */
+
+/** Outputs from this many pixels on stream (8192² and up at the default). */
+export const STREAM_MIN_OUTPUT_PIXELS = 64 * 1000 * 1000;
+
+/** Why a request takes the usual path, or undefined when it can stream to a file. */
+export function whyNotStreamed(plan: Pick<UpscalePlan, 'mode' | 'map' | 'consistent' | 'tta'>, format: OutputFormat): string | undefined {
+  if (format !== 'png') return `${format.toUpperCase()} output is encoded by sharp from the whole raster`;
+  if (needsFloatSteps(plan as UpscalePlan)) return 'a mode, map or consistency works on the whole result';
+  if (plan.tta) return 'TTA averages whole runs';
+  return undefined;
+}
+
+/** Whether upscale-file should take the streaming path for this request and output size. */
+export function shouldStream(plan: Pick<UpscalePlan, 'mode' | 'map' | 'consistent' | 'tta'>, format: OutputFormat, output: { width: number; height: number }, minOutputPixels = STREAM_MIN_OUTPUT_PIXELS): boolean {
+  return output.width * output.height >= minOutputPixels && whyNotStreamed(plan, format) === undefined;
+}
+
+/**
+ * LR-PSNR (fidelity/degradation.ts `lrPsnr`) computed from rows as they pass, to the same bits:
+ * each output row is area-averaged along x at once (the `narrow` row lrPsnr keeps for the whole
+ * result), then added into the input-sized sums of the rows its footprint covers, in the order
+ * lrPsnr's applyColumns adds them. Holds the input-sized sums only (3 floats per input pixel).
+ */
+export class LrPsnrAccumulator {
+  private readonly colours: number;
+  private readonly xs;
+  private readonly contributions: Array<Array<[number, number]>>;
+  private readonly down: Float32Array[];
+  private readonly narrow: Float32Array;
+  private rowsSeen = 0;
+
+  constructor(
+    private readonly input: Raster,
+    private readonly output: { width: number; height: number; channels: Raster['channels']; depth: Raster['depth'] },
+  ) {
+    this.colours = colourChannels(input.channels);
+    this.xs = areaAxis(output.width, input.width);
+    const ys = areaAxis(output.height, input.height);
+    this.contributions = Array.from({ length: output.height }, () => []);
+    for (let i = 0; i < input.height; i++) for (let k = ys.start[i]; k < ys.start[i + 1]; k++) this.contributions[ys.index[k]].push([i, ys.weight[k]]);
+    this.down = Array.from({ length: this.colours }, () => new Float32Array(input.width * input.height));
+    this.narrow = new Float32Array(input.width);
+  }
+
+  add(rows: Raster, y: number): void {
+    if (y !== this.rowsSeen) throw new Error(`LrPsnrAccumulator: row ${y}, expected ${this.rowsSeen}`);
+    const { start, index, weight } = this.xs;
+    const width = this.input.width;
+    for (let r = 0; r < rows.height; r++) {
+      const rowBase = r * rows.width * rows.channels;
+      for (let c = 0; c < this.colours; c++) {
+        for (let i = 0; i < width; i++) {
+          let s = 0;
+          for (let k = start[i]; k < start[i + 1]; k++) s += weight[k] * rows.data[rowBase + c + index[k] * rows.channels];
+          this.narrow[i] = s;
+        }
+        const down = this.down[c];
+        for (const [i, w] of this.contributions[y + r]) {
+          const dst = i * width;
+          for (let x = 0; x < width; x++) down[dst + x] += w * this.narrow[x];
+        }
+      }
+    }
+    this.rowsSeen += rows.height;
+  }
+
+  /** dB, as lrPsnr: Infinity when identical. */
+  psnr(): number {
+    if (this.rowsSeen !== this.output.height) throw new Error(`LrPsnrAccumulator: ${this.rowsSeen} of ${this.output.height} rows seen`);
+    const { input } = this;
+    const max = maxValue(input.depth);
+    const toInput = max / maxValue(this.output.depth);
+    const n = input.width * input.height;
+    let squared = 0;
+    for (let c = 0; c < this.colours; c++) {
+      const down = this.down[c];
+      for (let i = 0; i < n; i++) squared += (down[i] * toInput - input.data[i * input.channels + c]) ** 2;
+    }
+    const mse = squared / (n * this.colours);
+    return mse === 0 ? Infinity : 10 * Math.log10((max * max) / mse);
+  }
+}
+
+export interface PngFileResult extends StreamedUpscaleResult {
+  /** LR-PSNR against the colour the model saw, capped and rounded as reports give it. */
+  lrPsnr: number;
+}
+
+/**
+ * Upscales `input` into a PNG at `output`, row by row; the file appears (renamed into place) only
+ * once complete, and a failure or cancellation leaves nothing behind.
+ */
+export async function upscaleToPngFile(
+  output: string,
+  input: Raster,
+  runner: InferenceRunner,
+  modelScale: number,
+  options: UpscaleOptions,
+  metadata: Partial<ImageMetadata> = {},
+  resampler: Resampler = sharpResampler,
+): Promise<PngFileResult> {
+  const size = outputSize(input.width, input.height, options.scale);
+  const shape = { width: size.width, height: size.height, channels: input.channels, depth: input.depth };
+  const writer = await PngRowWriter.open(output, shape, { metadata: { icc: metadata.icc, exif: metadata.exif, density: metadata.density, xmp: metadata.xmp } });
+  // As runUpscalePlan: LR-PSNR compares against the colour the model saw (transparent pixels filled).
+  const reference = hasAlpha(input.channels) ? fillTransparentColour(input) : input;
+  const lr = new LrPsnrAccumulator(reference, shape);
+  const sink: RowSink = async (rows, y) => {
+    lr.add(rows, y);
+    await writer.write(rows);
+  };
+  try {
+    const result = await upscaleRasterToSink(input, runner, modelScale, resampler, options, sink);
+    throwIfCancelled(options.signal);
+    await writer.finish();
+    return { ...result, lrPsnr: Math.min(LR_PSNR_CAP, Number(lr.psnr().toFixed(2))) };
+  } catch (e) {
+    await writer.abort();
+    throw e;
+  }
+}
+
+/**
+ * upscale-file's streaming branch, for a request that shouldStream() accepts, once the input is
+ * decoded and checked: same models, same report (LR-PSNR included), the PNG written as it is made.
+ */
+export async function upscaleFileStreaming(request: UpscaleFileRequest, plan: UpscalePlan, decoded: DecodedImage, started = performance.now()): Promise<UpscaleFileReport> {
+  const store = request.store ?? new ModelStore();
+  const resolved = resolveContent(plan, decoded.raster);
+  for (const m of modelsNeeded(plan, resolved.content)) await store.ensureOne(m.id, request.onInstallStep);
+  throwIfCancelled(request.signal);
+  const model = resultModel(plan, resolved.content);
+  const runner = await ortRunner((await store.ensureOne(model.id, request.onInstallStep)).onnxPath);
+  throwIfCancelled(request.signal);
+  const options: UpscaleOptions = { ...stageOptions(plan, model), signal: request.signal, onProgress: request.onProgress };
+  const result = await upscaleToPngFile(request.output, decoded.raster, runner, model.scale, options, decoded.metadata);
+  return {
+    content: resolved.content,
+    contentDetected: resolved.detected,
+    consistent: plan.consistent,
+    models: { result: model.id },
+    lrPsnr: result.lrPsnr,
+    tiles: result.tiles,
+    passes: result.passes,
+    model: model.id,
+    scale: plan.scale,
+    input: { width: decoded.raster.width, height: decoded.raster.height },
+    output: { width: result.width, height: result.height },
+    seconds: Number(((performance.now() - started) / 1000).toFixed(3)),
+    provider: runner.provider,
+    exifKept: decoded.metadata.exif !== undefined,
+  };
+}
+
