@@ -3,6 +3,7 @@ import { createReadStream, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import envPaths from 'env-paths';
 import { Catalogue, catalogue as defaultCatalogue, findModel, ModelEntry, NcnnSource, SourceFile, sourceFiles, TfjsSource } from '../catalogue';
+import { convertOnnxToFp16, FP16_CONVERTER_VERSION, Fp16Stats } from '../convert/fp16';
 import { convertNcnnToOnnx } from '../convert/ncnn-to-onnx';
 import { convertTfjsToOnnx } from '../convert/tfjs-to-onnx';
 import { UpbridgeError } from '../errors';
@@ -37,6 +38,40 @@ export type ModelCheck =
   | { id: string; state: 'missing'; path: string }
   | { id: string; state: 'corrupt'; path: string; expected: string; actual: string };
 
+/**
+ * Derived forms of a model, made on this machine from its verified float32 .onnx when first
+ * asked for. 'fp16': float16 weights and activations, float32 inputs and outputs
+ * (core/convert/fp16.ts), for GPU execution providers.
+ */
+export const MODEL_VARIANTS = ['fp16'] as const;
+export type ModelVariant = (typeof MODEL_VARIANTS)[number];
+
+export interface InstalledVariant {
+  id: string;
+  variant: ModelVariant;
+  onnxPath: string;
+  sha256: string;
+}
+
+/** `<id>.<variant>.json`: the variant's hash when made, and the float32 file it was made from. */
+export interface VariantSidecar {
+  id: string;
+  variant: ModelVariant;
+  sha256: string;
+  source: { onnx: string; sha256: string };
+  converter: string;
+  converterVersion: number;
+  convertedAt: string;
+  stats: Omit<Fp16Stats, 'keptFloat32'> & { keptFloat32: number };
+}
+
+/**
+ * What `checkVariant` finds. 'stale': made from another float32 file or by an older converter,
+ * so it is made again (not an integrity problem). 'corrupt': the file no longer has the hash
+ * recorded when it was made.
+ */
+export type VariantCheck = ModelCheck | { id: string; state: 'stale'; path: string };
+
 export const REPAIR_COMMAND = 'upbridge models verify --repair';
 
 export function sha256(bytes: Uint8Array): string {
@@ -48,6 +83,16 @@ function corruptError(check: Extract<ModelCheck, { state: 'corrupt' }>): Upbridg
     'UPB_MODEL_INTEGRITY',
     `the cached model ${check.id} (${check.path}) is corrupt: sha256 ${check.actual}, expected ${check.expected}; repair it with \`${REPAIR_COMMAND}\` (or \`upbridge models install ${check.id}\`)`,
     { model: check.id, path: check.path },
+  );
+}
+
+function corruptVariantError(check: Extract<ModelCheck, { state: 'corrupt' }>, variant: ModelVariant): UpbridgeError {
+  // The CLI's verify --repair knows only the float32 files; deleting the variant is the repair
+  // a user can do, and it is made again from the verified float32 model on next use.
+  return new UpbridgeError(
+    'UPB_MODEL_INTEGRITY',
+    `the cached ${variant} variant of ${check.id} (${check.path}) is corrupt: sha256 ${check.actual}, expected ${check.expected} (recorded when it was made); delete it and it is made again from the verified float32 model`,
+    { model: check.id, variant, path: check.path },
   );
 }
 
@@ -219,5 +264,91 @@ export class ModelStore {
     };
     await writeFileAtomic(p.sidecar, JSON.stringify(sidecar, null, 2) + '\n');
     return { entry, onnxPath: p.onnx, sha256: hash };
+  }
+  /** Where a variant lives: beside the float32 file, `<id>.<variant>.onnx` and `.json`. */
+  variantPaths(id: string, variant: ModelVariant): { onnx: string; sidecar: string } {
+    this.entry(id);
+    if (!(MODEL_VARIANTS as readonly string[]).includes(variant)) {
+      throw new UpbridgeError('UPB_INVALID_OPTION', `Expected one of ${MODEL_VARIANTS.join(', ')} for variant but received ${JSON.stringify(variant)}`);
+    }
+    return { onnx: path.join(this.modelsDir, `${id}.${variant}.onnx`), sidecar: path.join(this.modelsDir, `${id}.${variant}.json`) };
+  }
+
+  /** Hashes the variant's file against the hash its sidecar recorded when it was made. */
+  async checkVariant(id: string, variant: ModelVariant, force = false): Promise<VariantCheck> {
+    const entry = this.entry(id);
+    const p = this.variantPaths(id, variant);
+    let sidecar: VariantSidecar;
+    let stamp: string;
+    try {
+      sidecar = JSON.parse(await fs.readFile(p.sidecar, 'utf8')) as VariantSidecar;
+      const stat = await fs.stat(p.onnx);
+      stamp = `${stat.size}:${stat.mtimeMs}`;
+    } catch {
+      // No sidecar means it was never finished (it is written last): the same as no file.
+      return { id, state: 'missing', path: p.onnx };
+    }
+    if (sidecar.source?.sha256 !== entry.onnxSha256 || sidecar.converterVersion !== FP16_CONVERTER_VERSION) return { id, state: 'stale', path: p.onnx };
+    const actual = await this.hashFile(p.onnx, stamp, force);
+    if (actual !== sidecar.sha256) return { id, state: 'corrupt', path: p.onnx, expected: sidecar.sha256, actual };
+    return { id, state: 'ok', path: p.onnx };
+  }
+
+  /** Variants being made, by `id|variant`: concurrent callers share one conversion. */
+  private readonly makingVariant = new Map<string, Promise<InstalledVariant>>();
+
+  /**
+   * The variant's path, made first if missing or stale (installing the float32 model too if
+   * needed). A variant whose file changed since it was made is refused, like a corrupt float32
+   * file; `repair` makes it again instead.
+   */
+  async ensureVariant(id: string, variant: ModelVariant, options: { repair?: boolean } = {}): Promise<InstalledVariant> {
+    const key = `${id}|${variant}`;
+    const pending = this.makingVariant.get(key);
+    if (pending) return pending;
+    const making = this.makeVariant(id, variant, options);
+    this.makingVariant.set(key, making);
+    try {
+      return await making;
+    } finally {
+      this.makingVariant.delete(key);
+    }
+  }
+
+  private async makeVariant(id: string, variant: ModelVariant, options: { repair?: boolean }): Promise<InstalledVariant> {
+    const p = this.variantPaths(id, variant);
+    const base = await this.ensureOne(id);
+    const found = await this.checkVariant(id, variant);
+    if (found.state === 'ok') {
+      const sidecar = JSON.parse(await fs.readFile(p.sidecar, 'utf8')) as VariantSidecar;
+      return { id, variant, onnxPath: p.onnx, sha256: sidecar.sha256 };
+    }
+    if (found.state === 'corrupt' && !options.repair) throw corruptVariantError(found, variant);
+
+    // Hash the bytes actually converted: the float32 file could change after it was checked.
+    const source = await fs.readFile(base.onnxPath);
+    const sourceHash = sha256(source);
+    if (sourceHash !== base.sha256) {
+      throw corruptError({ id, state: 'corrupt', path: base.onnxPath, expected: base.sha256, actual: sourceHash });
+    }
+    const { onnx, stats } = convertOnnxToFp16(source);
+    const hash = sha256(onnx);
+    await fs.mkdir(this.modelsDir, { recursive: true });
+    // The sidecar goes first and comes back last, so an interrupted re-make reads as missing
+    // (made again) rather than as a file that does not match its recorded hash.
+    await fs.rm(p.sidecar, { force: true });
+    await writeFileAtomic(p.onnx, onnx);
+    const sidecar: VariantSidecar = {
+      id,
+      variant,
+      sha256: hash,
+      source: { onnx: path.basename(base.onnxPath), sha256: base.sha256 },
+      converter: 'fp16',
+      converterVersion: FP16_CONVERTER_VERSION,
+      convertedAt: new Date().toISOString(),
+      stats: { ...stats, keptFloat32: stats.keptFloat32.length },
+    };
+    await writeFileAtomic(p.sidecar, JSON.stringify(sidecar, null, 2) + '\n');
+    return { id, variant, onnxPath: p.onnx, sha256: hash };
   }
 }
