@@ -11,7 +11,9 @@ import { isUpbridgeError } from '../core/errors';
 import { ALPHA_MODES, LIMITS } from '../core/upscale';
 import { ModelStore, upbridgeHome } from '../core/node/model-store';
 import { upscaleFile } from '../core/node/upscale-file';
+import { PROVIDER_CHOICES } from '../core/node/providers';
 import { runBenchmark } from './bench';
+import { formatDoctor, runDoctor } from './doctor';
 import { runBridgeBenchmark } from './bench-bridge';
 import { DEFAULT_PORT, serve } from './serve';
 import { TokenStore } from './tokens';
@@ -48,6 +50,8 @@ function installLogger(quiet: boolean) {
   };
 }
 
+const PROVIDER_HELP = `execution provider: ${PROVIDER_CHOICES.join(', ')}; auto tries cuda, dml, coreml, webgpu, then cpu; a named one falls back to cpu with one line when it cannot run (default: $UPBRIDGE_PROVIDER or auto; see \`upbridge doctor\`)`;
+
 interface UpscaleCommandOptions {
   output: string;
   scale: string;
@@ -62,6 +66,7 @@ interface UpscaleCommandOptions {
   tile?: string;
   overlap?: string;
   alpha: string;
+  provider?: string;
   json?: boolean;
 }
 
@@ -88,6 +93,7 @@ export function buildProgram(): Command {
     .option('--tile <px>', `tile size in input pixels, ${LIMITS.tile.min}–${LIMITS.tile.max} (default: per model)`)
     .option('--overlap <px>', `context pixels around each tile, ${LIMITS.overlap.min}–${LIMITS.overlap.max} (default: per model)`)
     .addOption(new Option('--alpha <mode>', 'how alpha is upscaled').choices([...ALPHA_MODES]).default('model'))
+    .option('--provider <name>', PROVIDER_HELP)
     .option('--json', 'print one JSON line with the result instead of a progress bar')
     .action(async (input: string, opts: UpscaleCommandOptions) => {
       const bar = progressBar(!opts.json && process.stderr.isTTY === true);
@@ -111,6 +117,7 @@ export function buildProgram(): Command {
           map: opts.map !== undefined,
           mapOutput: typeof opts.map === 'string' ? opts.map : undefined,
           consistent: opts.consistent,
+          provider: opts.provider,
           signal: controller.signal,
           onProgress: (p) => bar.update(p),
           onInstallStep: installLogger(opts.json === true),
@@ -142,10 +149,21 @@ export function buildProgram(): Command {
     .option('--allow-remote', 'allow a non-loopback --host (a studio GPU box), with --tls-cert and --tls-key')
     .option('--tls-cert <file>', 'TLS certificate (PEM) for --allow-remote')
     .option('--tls-key <file>', 'TLS private key (PEM) for --allow-remote')
-    .action(async (opts: { port: string; host: string; allowRemote?: boolean; tlsCert?: string; tlsKey?: string }) => {
-      await serve({ port: integerInRange('port', opts.port, 1, 65535), host: opts.host, allowRemote: opts.allowRemote === true, tlsCert: opts.tlsCert, tlsKey: opts.tlsKey });
+    .option('--provider <name>', PROVIDER_HELP)
+    .action(async (opts: { port: string; host: string; allowRemote?: boolean; tlsCert?: string; tlsKey?: string; provider?: string }) => {
+      await serve({ port: integerInRange('port', opts.port, 1, 65535), host: opts.host, allowRemote: opts.allowRemote === true, tlsCert: opts.tlsCert, tlsKey: opts.tlsKey, provider: opts.provider });
       // Keep running: serve() returns once listening.
       await new Promise(() => {});
+    });
+
+  program
+    .command('doctor')
+    .description('check the execution providers: platform, versions, a timed smoke run per provider, what to install for the GPU')
+    .option('--json', 'print one JSON object')
+    .action(async (opts: { json?: boolean }) => {
+      if (!opts.json) process.stderr.write('checking providers (each one is opened in a separate process, then timed on a small input)...\n');
+      const report = await runDoctor();
+      process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : formatDoctor(report));
     });
 
   const tokens = program.command('tokens').description('bearer tokens for scripts and plugins');

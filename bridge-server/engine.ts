@@ -2,13 +2,21 @@ import * as ort from 'onnxruntime-node';
 import { catalogue } from '../core/catalogue';
 import { ModelStore } from '../core/node/model-store';
 import { ortRunner } from '../core/node/ort-session';
+import { parseProvider, ProviderChoice } from '../core/node/providers';
 import { Engine } from './config';
 
+export interface NodeEngineOptions {
+  /** Execution provider: `auto` (default, or $UPBRIDGE_PROVIDER) or one forced (`serve --provider`). */
+  provider?: ProviderChoice | string;
+}
+
 /** The bridge's engine: models from the store, run by onnxruntime-node. */
-export function nodeEngine(store: ModelStore = new ModelStore()): Engine {
+export function nodeEngine(store: ModelStore = new ModelStore(), options: NodeEngineOptions = {}): Engine {
+  // Validated here, where the option enters, so a bad name stops the server before it listens.
+  const provider = parseProvider(options.provider);
   return {
     async runner(modelId, onInstallStep) {
-      return ortRunner((await store.ensureOne(modelId, onInstallStep && ((_id, step) => onInstallStep(step)))).onnxPath);
+      return ortRunner((await store.ensureOne(modelId, onInstallStep && ((_id, step) => onInstallStep(step)))).onnxPath, { provider });
     },
     async readyModels() {
       // A corrupt file is "not ready" here (health must answer); using it reports the repair.

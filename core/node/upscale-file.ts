@@ -2,10 +2,12 @@ import * as path from 'node:path';
 import { throwIfCancelled } from '../errors';
 import { checkModeLimits, ModeReport, modelsNeeded, planUpscale, resolveContent, runUpscalePlan, UpscaleRequestFields } from '../modes';
 import { mapToRaster } from '../fidelity/detail-map';
+import { InferenceRunner } from '../session';
 import { outputSize, UpscaleOptions } from '../upscale';
 import { checkFormatFits, checkWritable, formatFromPath, readImage, sharpResampler, writeImage } from './image-io';
 import { InstallStep, ModelStore } from './model-store';
 import { ortRunner } from './ort-session';
+import { parseProvider, processProviders } from './providers';
 
 export interface UpscaleFileRequest extends UpscaleRequestFields {
   input: string;
@@ -17,6 +19,8 @@ export interface UpscaleFileRequest extends UpscaleRequestFields {
   onProgress?: UpscaleOptions['onProgress'];
   onInstallStep?: (id: string, step: InstallStep) => void;
   store?: ModelStore;
+  /** Execution provider: `auto` (default, or $UPBRIDGE_PROVIDER), or one of PROVIDER_CHOICES forced. */
+  provider?: string;
 }
 
 export interface UpscaleFileReport extends ModeReport {
@@ -42,6 +46,7 @@ export function defaultMapPath(output: string): string {
 export async function upscaleFile(request: UpscaleFileRequest): Promise<UpscaleFileReport> {
   const started = performance.now();
   const plan = planUpscale(request);
+  const providerChoice = parseProvider(request.provider);
   const format = formatFromPath(request.output);
   await checkWritable(request.output);
   const mapFile = plan.map ? request.mapOutput ?? defaultMapPath(request.output) : undefined;
@@ -49,6 +54,9 @@ export async function upscaleFile(request: UpscaleFileRequest): Promise<UpscaleF
     formatFromPath(mapFile);
     await checkWritable(mapFile);
   }
+  // Probe the GPU providers (a child process, once per process) while the image decodes.
+  // (A failure here shows again, and is reported, when the runner asks.)
+  processProviders.candidates(providerChoice).catch(() => undefined);
   const decoded = await readImage(request.input);
   const size = outputSize(decoded.raster.width, decoded.raster.height, plan.scale);
   checkFormatFits(format, size.width, size.height);
@@ -60,14 +68,14 @@ export async function upscaleFile(request: UpscaleFileRequest): Promise<UpscaleF
   // Every model first: a missing download fails the run before an hour of inference, not after.
   for (const m of modelsNeeded(plan, resolved.content)) await store.ensureOne(m.id, request.onInstallStep);
   checkCancelled();
-  let provider = 'cpu';
+  const runners: InferenceRunner[] = [];
   const result = await runUpscalePlan(
     decoded.raster,
     plan,
     {
       runnerFor: async (m) => {
-        const runner = await ortRunner((await store.ensureOne(m.id, request.onInstallStep)).onnxPath);
-        provider = runner.provider;
+        const runner = await ortRunner((await store.ensureOne(m.id, request.onInstallStep)).onnxPath, { provider: providerChoice });
+        runners.push(runner);
         return runner;
       },
       resampler: sharpResampler,
@@ -78,6 +86,8 @@ export async function upscaleFile(request: UpscaleFileRequest): Promise<UpscaleF
     resolved,
   );
   checkCancelled();
+  // Read after the run: a runner that fell back on its first tile reports the provider it fell back to.
+  const provider = [...new Set(runners.map((r) => r.provider))].join('+') || 'cpu';
   const { exifKept } = await writeImage(request.output, result.raster, decoded.metadata, format);
   if (mapFile && result.map) await writeImage(mapFile, mapToRaster(result.map), {}, formatFromPath(mapFile));
   const r = result.report;
