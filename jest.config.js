@@ -6,6 +6,9 @@ const path = require('node:path');
 process.env.UPBRIDGE_HOME = process.env.UPBRIDGE_TEST_HOME || path.join(__dirname, '.cache', 'test-home');
 // Tokens too: no test reads or writes the user's real config folder.
 process.env.UPBRIDGE_CONFIG_DIR = path.join(__dirname, '.cache', 'test-config');
+// Results compared byte for byte are CPU results; a GPU on the test machine would differ in the
+// last float bits. Tests that exercise providers name theirs.
+process.env.UPBRIDGE_PROVIDER = process.env.UPBRIDGE_PROVIDER || 'cpu';
 
 /** @type {import('jest').Config} */
 module.exports = {
