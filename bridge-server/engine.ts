@@ -1,7 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { catalogue } from '../core/catalogue';
 import { ModelStore } from '../core/node/model-store';
-import { ortRunner } from '../core/node/ort-session';
+import { modelRunner } from '../core/node/model-runner';
 import { parseProvider, ProviderChoice } from '../core/node/providers';
 import { Engine } from './config';
 
@@ -16,7 +16,7 @@ export function nodeEngine(store: ModelStore = new ModelStore(), options: NodeEn
   const provider = parseProvider(options.provider);
   return {
     async runner(modelId, onInstallStep) {
-      return ortRunner((await store.ensureOne(modelId, onInstallStep && ((_id, step) => onInstallStep(step)))).onnxPath, { provider });
+      return modelRunner(store, modelId, { provider, onInstallStep: onInstallStep && ((_id, step) => onInstallStep(step)) });
     },
     async readyModels() {
       // A corrupt file is "not ready" here (health must answer); using it reports the repair.

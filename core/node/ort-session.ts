@@ -40,6 +40,11 @@ export interface OrtRunnerOptions {
   selector?: ProviderSelector;
   /** How a session is opened on one provider (default: `openOrtSession`). A test seam. */
   openSession?: (onnxPath: string, provider: ProviderName) => Promise<OrtSessionLike>;
+  /**
+   * The model file GPU providers open instead (the fp16 variant), made only if a GPU provider is
+   * tried; the CPU always opens `onnxPath` (its fp16 kernels cast back to fp32 anyway).
+   */
+  gpuModelPath?: () => Promise<string>;
 }
 
 /**
@@ -119,11 +124,11 @@ const sessions = new Map<string, Promise<FallbackRunner>>();
 export function ortRunner(onnxPath: string, options: OrtRunnerOptions = {}): Promise<InferenceRunner> {
   const choice = options.provider ?? parseProvider(undefined);
   // Seams make a private runner: a test's stand-in sessions never enter the process's cache.
-  if (options.selector || options.openSession) return createRunner(onnxPath, choice, options.selector ?? processProviders, options.openSession ?? openOrtSession);
-  const key = `${onnxPath}|${choice}`;
+  if (options.selector || options.openSession) return createRunner(onnxPath, choice, options.selector ?? processProviders, options.openSession ?? openOrtSession, options.gpuModelPath);
+  const key = `${onnxPath}|${choice}|${options.gpuModelPath ? 'gpu-variant' : 'same'}`;
   let pending = sessions.get(key);
   if (!pending) {
-    pending = createRunner(onnxPath, choice, processProviders, openOrtSession);
+    pending = createRunner(onnxPath, choice, processProviders, openOrtSession, options.gpuModelPath);
     sessions.set(key, pending);
     pending.catch(() => sessions.delete(key));
   }
@@ -135,9 +140,10 @@ async function createRunner(
   choice: ProviderChoice,
   selector: ProviderSelector,
   openSession: (onnxPath: string, provider: ProviderName) => Promise<OrtSessionLike>,
+  gpuModelPath?: () => Promise<string>,
 ): Promise<FallbackRunner> {
   const { tries, unavailable } = await selector.candidates(choice);
-  const open = (provider: ProviderName) => openSession(onnxPath, provider);
+  const open = async (provider: ProviderName) => openSession(provider !== 'cpu' && gpuModelPath ? await gpuModelPath() : onnxPath, provider);
   let first;
   try {
     first = await openFirst(tries, open, selector);

@@ -6,7 +6,7 @@ import { InferenceRunner } from '../session';
 import { outputSize, UpscaleOptions } from '../upscale';
 import { checkFormatFits, checkWritable, formatFromPath, readImage, sharpResampler, writeImage } from './image-io';
 import { InstallStep, ModelStore } from './model-store';
-import { ortRunner } from './ort-session';
+import { modelRunner } from './model-runner';
 import { parseProvider, processProviders } from './providers';
 
 export interface UpscaleFileRequest extends UpscaleRequestFields {
@@ -74,7 +74,7 @@ export async function upscaleFile(request: UpscaleFileRequest): Promise<UpscaleF
     plan,
     {
       runnerFor: async (m) => {
-        const runner = await ortRunner((await store.ensureOne(m.id, request.onInstallStep)).onnxPath, { provider: providerChoice });
+        const runner = await modelRunner(store, m.id, { provider: providerChoice, onInstallStep: request.onInstallStep });
         runners.push(runner);
         return runner;
       },
