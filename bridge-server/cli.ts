@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import { Command, CommanderError, Option } from 'commander';
@@ -12,7 +12,8 @@ import { ALPHA_MODES, LIMITS } from '../core/upscale';
 import { ModelStore, upbridgeHome } from '../core/node/model-store';
 import { upscaleFile } from '../core/node/upscale-file';
 import { PROVIDER_CHOICES } from '../core/node/providers';
-import { runBenchmark } from './bench';
+import { benchImage, formatBenchReport, runBenchmark, runBenchSuite, runPeakBenchmark } from './bench';
+import { runNcnnPeer, runUpscalerJsPeer } from './bench-peers';
 import { formatDoctor, runDoctor } from './doctor';
 import { runBridgeBenchmark } from './bench-bridge';
 import { DEFAULT_PORT, serve } from './serve';
@@ -209,28 +210,31 @@ export function buildProgram(): Command {
 
   program
     .command('bench')
-    .description('measure output megapixels per second and peak memory per model')
+    .description('measure output megapixels per second, GFLOP/s against the machine\'s peaks, and peak memory per model')
     .option('--json', 'print JSON')
     .option('--size <px>', 'input size (square)', '256')
     .option('--models <ids>', 'comma-separated model ids, or "all" for the whole catalogue (default: the default package\'s models)')
+    .option('--target-size <px>', 'input size for the x4plus target case (issue 8: 512); 0 skips it', '512')
     .option('--bridge-size <px>', 'input size (square, RGBA8) for the bridge overhead run; 0 skips it', '1024')
-    .action(async (opts: { json?: boolean; size: string; models?: string; bridgeSize: string }) => {
+    .option('--no-fma-peak', 'skip the FMA peak (../shared/perf/fma-peak.c, ~15 s)')
+    .option('--peers', 'also run realesrgan-ncnn-vulkan (lavapipe) and UpscalerJS on the same inputs')
+    .option('--peer-size <px>', 'input size for the ncnn peer and ours beside it (x4v3: twice that)', '128')
+    .option('--tfjs-size <px>', 'input size for UpscalerJS (pure-JS TF.js, slow) and ours beside it', '64')
+    .action(async (opts: { json?: boolean; size: string; models?: string; targetSize: string; bridgeSize: string; fmaPeak: boolean; peers?: boolean; peerSize: string; tfjsSize: string }) => {
       // The whole catalogue is 43 models and ~300 MB of downloads; by default, the models npm start prepares.
       const ids = opts.models === 'all' ? catalogue.models.map((m) => m.id) : opts.models ? opts.models.split(',') : startupModelIds();
       const runChild = (args: string[]) => {
         // One process per run, so peak RSS is that run's alone.
-        const child = spawnSync(process.execPath, [process.argv[1], ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+        const child = spawnSync(process.execPath, [process.argv[1], ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 * 1024 * 1024 });
         if (child.status !== 0) throw new Error(`benchmark ${args.join(' ')} failed (exit ${child.status})`);
         return JSON.parse(child.stdout.trim().split('\n').pop()!);
       };
-      const results = ids.map((id) => runChild(['bench-one', id, '--size', opts.size]));
-      const bridge = Number(opts.bridgeSize) > 0 ? runChild(['bench-bridge', '--size', opts.bridgeSize]) : undefined;
-      if (opts.json) {
-        process.stdout.write(JSON.stringify({ machine: { cpus: (await import('node:os')).cpus().length, node: process.version }, results, bridge }) + '\n');
-        return;
-      }
-      for (const r of results) process.stdout.write(`${r.model}: ${r.outputMegapixelsPerSecond} MP/s output, ${r.seconds} s for ${r.input}→${r.output}, peak RSS ${r.peakRssMiB} MiB\n`);
-      if (bridge) process.stdout.write(`bridge: ${bridge.input} at 4x, ${bridge.clientSeconds} s at the client, ${bridge.jobRunSeconds} s in the pipeline: overhead ${(bridge.bridgeOverheadFraction * 100).toFixed(2)}%\n`);
+      const size = (name: string, value: string) => integerInRange(name, value, 0, LIMITS.tile.max);
+      const report = await runBenchSuite(
+        { size: size('size', opts.size), models: ids, targetSize: size('target-size', opts.targetSize), bridgeSize: size('bridge-size', opts.bridgeSize), fmaPeak: opts.fmaPeak, peers: opts.peers === true, peerSize: size('peer-size', opts.peerSize), tfjsSize: size('tfjs-size', opts.tfjsSize) },
+        runChild,
+      );
+      process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : formatBenchReport(report));
     });
 
   program
@@ -245,9 +249,23 @@ export function buildProgram(): Command {
     .argument('<model>')
     .option('--size <px>', 'input size', '256')
     .action(async (model: string, opts: { size: string }) => {
-      const sharedImage = path.resolve(__dirname, '..', '..', 'shared', 'images', 'lr', 'ADE_val_00000114.jpg');
-      const result = await runBenchmark(model, Number(opts.size), existsSync(sharedImage) ? sharedImage : path.resolve(__dirname, '..', 'assets', 'sample.png'));
-      process.stdout.write(JSON.stringify(result) + '\n');
+      process.stdout.write(JSON.stringify(await runBenchmark(model, Number(opts.size), benchImage())) + '\n');
+    });
+
+  program
+    .command('bench-peak', { hidden: true })
+    .action(async () => {
+      process.stdout.write(JSON.stringify(await runPeakBenchmark()) + '\n');
+    });
+
+  program
+    .command('bench-peer', { hidden: true })
+    .argument('<peer>', 'ncnn or upscalerjs')
+    .argument('<model>')
+    .option('--size <px>', 'input size', '128')
+    .action(async (peer: string, model: string, opts: { size: string }) => {
+      const run = peer === 'ncnn' ? runNcnnPeer : runUpscalerJsPeer;
+      process.stdout.write(JSON.stringify(await run(model, Number(opts.size), benchImage())) + '\n');
     });
 
   return program;
