@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createWriteStream, promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { Transform } from 'node:stream';
+import { pipeline as pipelineCallback, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { UpbridgeError } from '../errors';
@@ -227,5 +227,141 @@ export class PngRowWriter {
     this.deflate.destroy(new Error('aborted'));
     await this.done.catch(() => undefined);
     await fs.rm(this.temp, { force: true });
+  }
+}
+
+const COLOUR_TYPE_CHANNELS: Record<number, ChannelCount> = { 0: 1, 4: 2, 2: 3, 6: 4 };
+/** Compressed bytes read from the file at a time. */
+const READ_BYTES = 1 << 20;
+
+/** The shape in a PNG file's IHDR. */
+export async function readPngShape(file: string): Promise<PngShape> {
+  const fh = await fs.open(file, 'r');
+  try {
+    return (await readHeader(fh)).shape;
+  } finally {
+    await fh.close();
+  }
+}
+
+async function readHeader(fh: fs.FileHandle): Promise<{ shape: PngShape; next: number }> {
+  const head = Buffer.alloc(8 + 8 + 13);
+  await fh.read(head, 0, head.length, 0);
+  if (!PNG_SIGNATURE.every((v, i) => head[i] === v) || head.toString('latin1', 12, 16) !== 'IHDR') throw new UpbridgeError('UPB_INPUT_NOT_IMAGE', 'not a PNG');
+  const width = head.readUInt32BE(16);
+  const height = head.readUInt32BE(20);
+  const depth = head[24];
+  const channels = COLOUR_TYPE_CHANNELS[head[25]];
+  if ((depth !== 8 && depth !== 16) || !channels || head[28] !== 0) {
+    throw new UpbridgeError('UPB_INPUT_NOT_IMAGE', `PNG rows are read here only at 8 or 16 bits, grey/RGB with or without alpha, not interlaced (got depth ${depth}, colour type ${head[25]}, interlace ${head[28]})`);
+  }
+  return { shape: { width, height, channels, depth }, next: 8 + 12 + 13 };
+}
+
+/** The IDAT data of a PNG, in pieces, read as it is consumed. */
+async function* idatData(fh: fs.FileHandle, from: number): AsyncGenerator<Buffer> {
+  const head = Buffer.alloc(8);
+  for (let at = from; ; ) {
+    const { bytesRead } = await fh.read(head, 0, 8, at);
+    if (bytesRead < 8) throw new UpbridgeError('UPB_INPUT_NOT_IMAGE', 'PNG ends before IEND');
+    const length = head.readUInt32BE(0);
+    const type = head.toString('latin1', 4, 8);
+    if (type === 'IEND') return;
+    if (type === 'IDAT') {
+      for (let done = 0; done < length; ) {
+        const piece = Buffer.alloc(Math.min(READ_BYTES, length - done));
+        const got = (await fh.read(piece, 0, piece.length, at + 8 + done)).bytesRead;
+        if (got === 0) throw new UpbridgeError('UPB_INPUT_NOT_IMAGE', 'PNG ends inside an IDAT chunk');
+        done += got;
+        yield piece.subarray(0, got);
+      }
+    }
+    at += 12 + length;
+  }
+}
+
+function unfilterRow(type: number, cur: Uint8Array, prev: Uint8Array, bpp: number): void {
+  const n = cur.length;
+  switch (type) {
+    case 0:
+      return;
+    case 1:
+      for (let i = bpp; i < n; i++) cur[i] = (cur[i] + cur[i - bpp]) & 255;
+      return;
+    case 2:
+      for (let i = 0; i < n; i++) cur[i] = (cur[i] + prev[i]) & 255;
+      return;
+    case 3:
+      for (let i = 0; i < n; i++) cur[i] = (cur[i] + (((i >= bpp ? cur[i - bpp] : 0) + prev[i]) >> 1)) & 255;
+      return;
+    case 4:
+      for (let i = 0; i < n; i++) cur[i] = (cur[i] + paeth(i >= bpp ? cur[i - bpp] : 0, prev[i], i >= bpp ? prev[i - bpp] : 0)) & 255;
+      return;
+    default:
+      throw new UpbridgeError('UPB_INPUT_NOT_IMAGE', `PNG row filter ${type} does not exist`);
+  }
+}
+
+/**
+ * The rows of a PNG (as PngRowWriter writes them: 8/16-bit, not interlaced), in batches of about
+ * `batchBytes`, as rasters (16-bit samples in the platform's order, as Raster holds them). Memory:
+ * one batch and zlib's window, whatever the image's size; this is how a result kept on disk is
+ * sent as raw pixels (sharp's raw output is one buffer of the whole image).
+ */
+export async function* readPngRows(file: string, batchBytes = 8 << 20): AsyncGenerator<Raster> {
+  const fh = await fs.open(file, 'r');
+  try {
+    const { shape, next } = await readHeader(fh);
+    const { width, height, channels, depth } = shape;
+    const bpp = channels * (depth / 8);
+    const rowBytes = width * bpp;
+    const batchRows = Math.max(1, Math.min(height, Math.floor(batchBytes / rowBytes)));
+    const inflated = pipelineCallback(Readable.from(idatData(fh, next)), zlib.createInflate(), () => undefined);
+    let prev = new Uint8Array(rowBytes);
+    let cur = new Uint8Array(rowBytes);
+    let filled = -1; // bytes of the current scanline so far; -1: its filter byte is next
+    let filter = 0;
+    let y = 0;
+    let batch = new Uint8Array(batchRows * rowBytes);
+    let inBatch = 0;
+    const emit = (rows: number): Raster => {
+      const bytes = batch.subarray(0, rows * rowBytes);
+      let data: Uint8Array | Uint16Array = bytes;
+      if (depth === 16) {
+        const samples = new Uint16Array(bytes.length / 2);
+        for (let i = 0; i < samples.length; i++) samples[i] = (bytes[2 * i] << 8) | bytes[2 * i + 1];
+        data = samples;
+      }
+      return { width, height: rows, channels, depth, data };
+    };
+    for await (const chunk of inflated as AsyncIterable<Buffer>) {
+      for (let at = 0; at < chunk.length; ) {
+        if (y >= height) throw new UpbridgeError('UPB_INPUT_NOT_IMAGE', 'PNG holds more data than its rows');
+        if (filled < 0) {
+          filter = chunk[at++];
+          filled = 0;
+          continue;
+        }
+        const take = Math.min(rowBytes - filled, chunk.length - at);
+        cur.set(chunk.subarray(at, at + take), filled);
+        filled += take;
+        at += take;
+        if (filled < rowBytes) continue;
+        unfilterRow(filter, cur, prev, bpp);
+        batch.set(cur, inBatch * rowBytes);
+        [prev, cur] = [cur, prev];
+        filled = -1;
+        y++;
+        if (++inBatch === batchRows) {
+          yield emit(inBatch);
+          batch = new Uint8Array(batchRows * rowBytes);
+          inBatch = 0;
+        }
+      }
+    }
+    if (y !== height || filled !== -1) throw new UpbridgeError('UPB_INPUT_NOT_IMAGE', `PNG ends after ${y} of ${height} rows`);
+    if (inBatch > 0) yield emit(inBatch);
+  } finally {
+    await fh.close();
   }
 }

@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { decodeImage } from '../../../core/node/image-io';
-import { PngRowWriter } from '../../../core/node/png-stream';
+import { PngRowWriter, readPngRows, readPngShape } from '../../../core/node/png-stream';
 import { Raster } from '../../../core/raster';
 import { syntheticRaster } from '../../helpers';
 
@@ -120,5 +120,47 @@ describe('atomic: no half-written file, ever', () => {
 
   test('a destination in a missing folder fails at open', async () => {
     await expect(PngRowWriter.open(path.join(dir, 'no-such-folder', 'x.png'), syntheticRaster(2, 2))).rejects.toThrow(/ENOENT/);
+  });
+});
+
+describe('readPngRows reads rows back in bounded batches', () => {
+  test.each([
+    ['RGB 8-bit', 37, 23, 3, 8],
+    ['grey+alpha 8-bit', 21, 13, 2, 8],
+    ['RGBA 16-bit', 17, 9, 4, 16],
+    ['grey 16-bit', 23, 15, 1, 16],
+  ] as const)('%s: our own PNG, batches of a few rows', async (_name, width, height, channels, depth) => {
+    const raster = syntheticRaster(width, height, channels, depth, 3);
+    const file = path.join(dir, `read-${channels}-${depth}.png`);
+    await writeInBatches(file, raster, [4]);
+    const batches: Raster[] = [];
+    for await (const rows of readPngRows(file, width * channels * (depth / 8) * 3)) batches.push({ ...rows, data: rows.data.slice() });
+    expect(batches.map((b) => b.height)).toEqual([...Array(Math.floor(height / 3)).fill(3), ...(height % 3 ? [height % 3] : [])]);
+    const joined = depth === 16 ? new Uint16Array(raster.data.length) : new Uint8Array(raster.data.length);
+    batches.reduce((at, b) => (joined.set(b.data, at), at + b.data.length), 0);
+    expect(Array.from(joined)).toEqual(Array.from(raster.data));
+    expect(await readPngShape(file)).toEqual({ width, height, channels, depth });
+  });
+
+  test.each([8, 16] as const)('a %i-bit PNG written by sharp with every filter type (adaptive filtering) reads as sharp decodes it', async (depth) => {
+    const raster = syntheticRaster(64, 40, 3, depth, 11);
+    const bytes = await sharp(raster.data, { raw: { width: 64, height: 40, channels: 3 } }).toColourspace(depth === 16 ? 'rgb16' : 'srgb').png({ adaptiveFiltering: true }).toBuffer();
+    const file = path.join(dir, `sharp-${depth}.png`);
+    await fs.writeFile(file, bytes);
+    const parts: number[] = [];
+    for await (const rows of readPngRows(file)) parts.push(...rows.data);
+    expect(parts).toEqual(Array.from((await decodeImage(bytes)).raster.data));
+  });
+
+  test('a truncated file fails instead of giving short rows', async () => {
+    const raster = syntheticRaster(32, 32, 3, 8, 5);
+    const file = path.join(dir, 'whole.png');
+    await writeInBatches(file, raster, [32]);
+    const bytes = await fs.readFile(file);
+    const cut = path.join(dir, 'cut.png');
+    await fs.writeFile(cut, bytes.subarray(0, bytes.length - 40));
+    await expect((async () => {
+      for await (const _rows of readPngRows(cut)) void _rows;
+    })()).rejects.toThrow();
   });
 });
