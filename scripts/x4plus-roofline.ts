@@ -77,7 +77,7 @@ async function main() {
   const cost = graphCost(await fs.readFile(onnxPath));
   const flopPerPixel = 2 * cost.macsPerInputPixel;
   const report: Record<string, unknown> = { model: MODEL, flopPerInputPixel: flopPerPixel, load: { before: os.loadavg().map((l) => round(l, 2)) } };
-  const peak = await runPeakBenchmark({ runs: quick ? 3 : 9 });
+  const peak = await runPeakBenchmark(quick ? { batches: 1, batchSeconds: 0.1 } : {});
   report.peak = peak;
   const fraction = (gflops: number) => round(gflops / peak.practicalPeakGflops, 3);
 
