@@ -11,6 +11,12 @@
  * writeImage: sharp encodes the whole raster), for comparison. Run one measurement per process:
  * peak RSS (VmHWM) is per process.
  *
+ * Measured (2 shared vCPUs, Node 20, realesr-general-x4v3, tile 256, overlap 32, CSet14_barbara
+ * to 1024²): 16x → 16384×16384 RGB, 768 MiB at 8 bits; peak RSS 838 MiB (1.09× the output; 0.77×
+ * above the 250 MiB constant; limit 1.5× + constant = 1402 MiB), 733 s, a 209 MiB PNG. 16x of 256²
+ * (4096², 48 MiB): streaming peak 456 MiB, usual path 511 MiB; there the constant and the
+ * width-sized float band dominate.
+ *
  * Prints one JSON line: output size, its 8-bit size, peak RSS (VmHWM), RSS before inference and
  * after one window was inferred (the constant: Node, sharp, ORT and its working memory for a
  * window), peak ÷ output, and whether peak < 1.5 × output + that constant.

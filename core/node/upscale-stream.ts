@@ -7,7 +7,8 @@ import { InferenceRunner } from '../session';
 import { outputSize, Resampler, RowSink, StreamedUpscaleResult, UpscaleOptions, upscaleRasterToSink } from '../upscale';
 import { DecodedImage, ImageMetadata, OutputFormat, sharpResampler } from './image-io';
 import { ModelStore } from './model-store';
-import { ortRunner } from './ort-session';
+import { modelRunner } from './model-runner';
+import { parseProvider } from './providers';
 import { PngRowWriter } from './png-stream';
 import type { UpscaleFileReport, UpscaleFileRequest } from './upscale-file';
 
@@ -156,7 +157,7 @@ export async function upscaleFileStreaming(request: UpscaleFileRequest, plan: Up
   for (const m of modelsNeeded(plan, resolved.content)) await store.ensureOne(m.id, request.onInstallStep);
   throwIfCancelled(request.signal);
   const model = resultModel(plan, resolved.content);
-  const runner = await ortRunner((await store.ensureOne(model.id, request.onInstallStep)).onnxPath);
+  const runner = await modelRunner(store, model.id, { provider: parseProvider(request.provider), onInstallStep: request.onInstallStep });
   throwIfCancelled(request.signal);
   const options: UpscaleOptions = { ...stageOptions(plan, model), signal: request.signal, onProgress: request.onProgress };
   const result = await upscaleToPngFile(request.output, decoded.raster, runner, model.scale, options, decoded.metadata);
@@ -173,6 +174,7 @@ export async function upscaleFileStreaming(request: UpscaleFileRequest, plan: Up
     input: { width: decoded.raster.width, height: decoded.raster.height },
     output: { width: result.width, height: result.height },
     seconds: Number(((performance.now() - started) / 1000).toFixed(3)),
+    // Read after the run: a runner that fell back on its first tile reports the provider it fell back to.
     provider: runner.provider,
     exifKept: decoded.metadata.exif !== undefined,
   };
