@@ -7,6 +7,7 @@ import { outputSize, UpscaleOptions } from '../upscale';
 import { checkFormatFits, checkWritable, formatFromPath, readImage, sharpResampler, writeImage } from './image-io';
 import { InstallStep, ModelStore } from './model-store';
 import { modelRunner } from './model-runner';
+import { shouldStream, upscaleFileStreaming } from './upscale-stream';
 import { parseProvider, processProviders } from './providers';
 
 export interface UpscaleFileRequest extends UpscaleRequestFields {
@@ -61,6 +62,8 @@ export async function upscaleFile(request: UpscaleFileRequest): Promise<UpscaleF
   const size = outputSize(decoded.raster.width, decoded.raster.height, plan.scale);
   checkFormatFits(format, size.width, size.height);
   checkModeLimits(plan, decoded.raster.width, decoded.raster.height);
+  // Large PNG outputs of a single model are written row by row, never whole in memory (upscale-stream.ts).
+  if (shouldStream(plan, format, size)) return upscaleFileStreaming(request, plan, decoded, started);
   const checkCancelled = () => throwIfCancelled(request.signal);
 
   const store = request.store ?? new ModelStore();
