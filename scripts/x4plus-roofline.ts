@@ -79,6 +79,7 @@ async function main() {
   const report: Record<string, unknown> = { model: MODEL, flopPerInputPixel: flopPerPixel, load: { before: os.loadavg().map((l) => round(l, 2)) } };
   const peak = await runPeakBenchmark(quick ? { batches: 1, batchSeconds: 0.1 } : {});
   report.peak = peak;
+  process.stderr.write(`peak: ${JSON.stringify(peak)}\n`);
   const fraction = (gflops: number) => round(gflops / peak.practicalPeakGflops, 3);
 
   // A. Window side.
@@ -90,6 +91,7 @@ async function main() {
     windows.push({ side, seconds: round(seconds, 3), gflops: round(gflops), fractionOfPracticalPeak: fraction(gflops) });
   }
   report.windows = windows;
+  process.stderr.write(`windows: ${JSON.stringify(windows)}\n`);
 
   // B. Session options on one window side; each its own session, the baseline first and last
   // (drift check on a noisy machine).
@@ -112,6 +114,7 @@ async function main() {
     options.push({ name, window: optionWindow, seconds: round(seconds, 3), gflops: round(gflops), fractionOfPracticalPeak: fraction(gflops) });
   }
   report.sessionOptions = options;
+  process.stderr.write(`session options: ${JSON.stringify(options)}\n`);
 
   // C. End to end, default tile vs one window for the whole image.
   const bytes = await sharp(benchImage(process.cwd())).resize(size, size, { fit: 'cover' }).png().toBuffer();
@@ -165,6 +168,7 @@ async function main() {
       inferenceFractionOfPracticalPeak: fraction(inference),
       peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
     });
+    process.stderr.write(`pipeline: ${JSON.stringify(pipelines[pipelines.length - 1])}\n`);
   }
   report.pipeline = pipelines;
   report.load = { ...(report.load as object), after: os.loadavg().map((l) => round(l, 2)) };
