@@ -76,6 +76,7 @@ type JobEvent =
   | { type: 'queued'; position?: number }
   | { type: 'running' }
   | { type: 'progress'; progress: { done: number; total: number } }
+  | { type: 'stage'; stage: string }
   | { type: 'done' }
   | { type: 'failed'; error: { code: string; message: string } }
   | { type: 'cancelled' };
@@ -478,13 +479,19 @@ async function upscale(): Promise<void> {
     if (!events.body) throw new Error('this browser cannot read streamed responses');
     let startedAt = performance.now();
     let outcome: JobEvent | undefined;
+    let sawProgress = false;
     for await (const event of readEvents(events.body)) {
       if (event.type === 'queued') setIndeterminate(event.position ? `Queued (${event.position} ahead)…` : 'Queued…');
       else if (event.type === 'running') {
         startedAt = performance.now();
         setIndeterminate('Loading the model…');
-      } else if (event.type === 'progress') showProgress(event.progress.done, event.progress.total, startedAt);
-      else {
+      } else if (event.type === 'progress') {
+        sawProgress = true;
+        showProgress(event.progress.done, event.progress.total, startedAt);
+      } else if (event.type === 'stage') {
+        // What the job does now, in words (a first-use model download can take minutes); tile counts take over once they move.
+        if (!sawProgress || /^installing /.test(event.stage)) setIndeterminate(`${event.stage.charAt(0).toUpperCase()}${event.stage.slice(1)}…`);
+      } else {
         outcome = event;
         break;
       }

@@ -6,7 +6,7 @@ import { psnr } from '../../core/metrics';
 import { checkModeLimits, MODE_LIMITS, ModeRuntime, planUpscale, resultModel, runUpscalePlan, stagesFor } from '../../core/modes';
 import { sharpResampler } from '../../core/node/image-io';
 import { Raster } from '../../core/raster';
-import { upscaleRaster, validateUpscaleOptions } from '../../core/upscale';
+import { plannedTiles, upscaleRaster, validateUpscaleOptions } from '../../core/upscale';
 import { thrown } from '../helpers';
 import { crop, fixture, runner } from './fidelity/kit';
 
@@ -161,7 +161,9 @@ describe('runUpscalePlan on real models', () => {
     expect(rt.ran).toEqual([PHOTO.fidelity, PHOTO.creative]);
     const total = seen[0].total;
     expect(total).toBe(out.report.tiles);
-    expect(total).toBe(2 * 4 * 4); // two models × 4 views × (28×24 in 16-px tiles: 2×2)
+    // Four views of each model, each view every tile of every pass of that model (16-px tiles).
+    const perView = [PHOTO.fidelity, PHOTO.creative].map((id) => plannedTiles(input, findModel(id).scale, { scale: 4, tile: 16, alpha: 'model' }));
+    expect(total).toBe(4 * (perView[0] + perView[1]));
     expect(seen.at(-1)).toEqual({ done: total, total });
     for (let k = 1; k < seen.length; k++) expect(seen[k].done).toBeGreaterThanOrEqual(seen[k - 1].done);
     expect(out.report.tta).toBe(4);
