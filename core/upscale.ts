@@ -124,6 +124,26 @@ export function plannedTiles(input: Raster, modelScale: number, options: Pick<Up
 }
 
 /**
+ * What both pipelines (whole raster, row sink) settle before the first tile: how alpha is made,
+ * and a progress counter that reports every tile and checks for a cancel after it.
+ */
+function startRun(input: Raster, modelScale: number, options: UpscaleOptions) {
+  const alphaChannel = hasAlpha(input.channels) ? input.channels - 1 : -1;
+  // A uniform alpha (opaque, or one flat level) is copied, not inferred: the model would only add texture.
+  const flatAlpha = alphaChannel >= 0 ? uniformChannel(input, alphaChannel) : undefined;
+  const alphaByModel = alphaChannel >= 0 && flatAlpha === undefined && options.alpha === 'model';
+  const total = plannedTiles(input, modelScale, options);
+  const progress = { done: 0, total };
+  const tick = () => {
+    progress.done++;
+    options.onProgress?.({ ...progress });
+    throwIfCancelled(options.signal);
+  };
+  options.onProgress?.({ ...progress });
+  return { alphaChannel, flatAlpha, alphaByModel, total, tick };
+}
+
+/**
  * The whole pipeline: fill the colour under transparent pixels, run the colour channels (and the
  * alpha channel, as grey, when alpha = model) through as many model passes as the scale needs,
  * then resample to the exact requested size with Lanczos (as Real-ESRGAN's `outscale` does).
@@ -134,19 +154,7 @@ export async function upscaleRaster(input: Raster, runner: InferenceRunner, mode
   const final = outputSize(input.width, input.height, options.scale);
   const passScale = modelScale ** passes;
   const needsResize = input.width * passScale !== final.width || input.height * passScale !== final.height;
-  const alphaChannel = hasAlpha(input.channels) ? input.channels - 1 : -1;
-  // A uniform alpha (opaque, or one flat level) is copied, not inferred: the model would only add texture.
-  const flatAlpha = alphaChannel >= 0 ? uniformChannel(input, alphaChannel) : undefined;
-  const alphaByModel = alphaChannel >= 0 && flatAlpha === undefined && options.alpha === 'model';
-
-  const total = plannedTiles(input, modelScale, options);
-  const progress = { done: 0, total };
-  const tick = () => {
-    progress.done++;
-    options.onProgress?.({ ...progress });
-    checkCancelled();
-  };
-  options.onProgress?.({ ...progress });
+  const { alphaChannel, flatAlpha, alphaByModel, total, tick } = startRun(input, modelScale, options);
 
   // When a Lanczos resize follows, the model's output stays 16-bit until after it.
   const target = createRaster(input.width * passScale, input.height * passScale, input.channels, needsResize ? 16 : input.depth);
@@ -214,18 +222,7 @@ export async function upscaleRasterToSink(input: Raster, runner: InferenceRunner
   const passScale = modelScale ** passes;
   const width = input.width * passScale;
   const height = input.height * passScale;
-  const alphaChannel = hasAlpha(input.channels) ? input.channels - 1 : -1;
-  const flatAlpha = alphaChannel >= 0 ? uniformChannel(input, alphaChannel) : undefined;
-  const alphaByModel = alphaChannel >= 0 && flatAlpha === undefined && options.alpha === 'model';
-
-  const total = plannedTiles(input, modelScale, options);
-  const progress = { done: 0, total };
-  const tick = () => {
-    progress.done++;
-    options.onProgress?.({ ...progress });
-    checkCancelled();
-  };
-  options.onProgress?.({ ...progress });
+  const { alphaChannel, flatAlpha, alphaByModel, total, tick } = startRun(input, modelScale, options);
 
   // An alpha that varies is made whole first (its rows are needed beside every colour row); the
   // colour then streams. upscaleRaster runs colour first: the order changes no pixel.
