@@ -65,30 +65,79 @@ export function checkScale(result: { width: number; height: number }, input: { w
  */
 export function lrPsnr(result: Raster, input: Raster, scale?: number): number {
   if (scale !== undefined) checkScale(result, input, scale);
-  const colours = colourChannels(result.channels);
-  if (colours !== colourChannels(input.channels)) throw new UpbridgeError('UPB_INTERNAL', `lrPsnr: ${colours} vs ${colourChannels(input.channels)} colour channels`);
-  const max = maxValue(input.depth);
-  const toInput = max / maxValue(result.depth);
-  const xs = areaAxis(result.width, input.width);
-  const ys = areaAxis(result.height, input.height);
-  const n = input.width * input.height;
-  let squared = 0;
-  // One channel at a time, rows straight from the interleaved levels: the result may be a
-  // 16384² output, and a float copy of it (3.2 GB) is what this avoids.
-  for (let c = 0; c < colours; c++) {
-    const narrow = new Float32Array(input.width * result.height);
-    for (let y = 0; y < result.height; y++) {
-      const src = y * result.width * result.channels + c;
-      const dst = y * input.width;
-      for (let i = 0; i < input.width; i++) {
-        let s = 0;
-        for (let k = xs.start[i]; k < xs.start[i + 1]; k++) s += xs.weight[k] * result.data[src + xs.index[k] * result.channels];
-        narrow[dst + i] = s;
+  if (colourChannels(result.channels) !== colourChannels(input.channels)) {
+    throw new UpbridgeError('UPB_INTERNAL', `lrPsnr: ${colourChannels(result.channels)} vs ${colourChannels(input.channels)} colour channels`);
+  }
+  // One row pass at a time, straight from the interleaved levels: the result may be a 16384²
+  // output, and a float copy of it (3.2 GB) is what this avoids.
+  const sums = new LrPsnrAccumulator(input, result);
+  sums.add(result, 0);
+  return sums.psnr();
+}
+
+/**
+ * LR-PSNR computed from rows as they pass (a streamed result is never whole; lrPsnr above feeds
+ * it the whole result at once): each output row is area-averaged along x at once, then added
+ * into the input-sized sums of the input rows its footprint covers, in increasing output row
+ * order, as a column pass would. Holds the input-sized sums only (3 floats per input pixel).
+ */
+export class LrPsnrAccumulator {
+  private readonly colours: number;
+  private readonly xs;
+  private readonly contributions: Array<Array<[number, number]>>;
+  private readonly down: Float32Array[];
+  private readonly narrow: Float32Array;
+  private rowsSeen = 0;
+
+  constructor(
+    private readonly input: Raster,
+    private readonly output: { width: number; height: number; channels: Raster['channels']; depth: Raster['depth'] },
+  ) {
+    this.colours = colourChannels(input.channels);
+    this.xs = areaAxis(output.width, input.width);
+    const ys = areaAxis(output.height, input.height);
+    this.contributions = Array.from({ length: output.height }, () => []);
+    for (let i = 0; i < input.height; i++) for (let k = ys.start[i]; k < ys.start[i + 1]; k++) this.contributions[ys.index[k]].push([i, ys.weight[k]]);
+    this.down = Array.from({ length: this.colours }, () => new Float32Array(input.width * input.height));
+    this.narrow = new Float32Array(input.width);
+  }
+
+  add(rows: Raster, y: number): void {
+    if (y !== this.rowsSeen) throw new Error(`LrPsnrAccumulator: row ${y}, expected ${this.rowsSeen}`);
+    const { start, index, weight } = this.xs;
+    const width = this.input.width;
+    for (let r = 0; r < rows.height; r++) {
+      const rowBase = r * rows.width * rows.channels;
+      for (let c = 0; c < this.colours; c++) {
+        for (let i = 0; i < width; i++) {
+          let s = 0;
+          for (let k = start[i]; k < start[i + 1]; k++) s += weight[k] * rows.data[rowBase + c + index[k] * rows.channels];
+          this.narrow[i] = s;
+        }
+        const down = this.down[c];
+        for (const [i, w] of this.contributions[y + r]) {
+          const dst = i * width;
+          for (let x = 0; x < width; x++) down[dst + x] += w * this.narrow[x];
+        }
       }
     }
-    const down = applyColumns(narrow, input.width, result.height, ys);
-    for (let i = 0; i < n; i++) squared += (down[i] * toInput - input.data[i * input.channels + c]) ** 2;
+    this.rowsSeen += rows.height;
   }
-  const mse = squared / (n * colours);
-  return mse === 0 ? Infinity : 10 * Math.log10((max * max) / mse);
+
+  /** dB, as lrPsnr: Infinity when identical. */
+  psnr(): number {
+    if (this.rowsSeen !== this.output.height) throw new Error(`LrPsnrAccumulator: ${this.rowsSeen} of ${this.output.height} rows seen`);
+    const { input } = this;
+    const max = maxValue(input.depth);
+    const toInput = max / maxValue(this.output.depth);
+    const n = input.width * input.height;
+    let squared = 0;
+    for (let c = 0; c < this.colours; c++) {
+      const down = this.down[c];
+      for (let i = 0; i < n; i++) squared += (down[i] * toInput - input.data[i * input.channels + c]) ** 2;
+    }
+    const mse = squared / (n * this.colours);
+    return mse === 0 ? Infinity : 10 * Math.log10((max * max) / mse);
+  }
 }
+

@@ -1,8 +1,8 @@
 import { fillTransparentColour } from '../alpha';
 import { throwIfCancelled } from '../errors';
-import { areaAxis } from '../fidelity/axis';
+import { LrPsnrAccumulator } from '../fidelity/degradation';
 import { LR_PSNR_CAP, modelsNeeded, needsFloatSteps, resultModel, stageOptions, UpscalePlan, resolveContent } from '../modes';
-import { colourChannels, hasAlpha, maxValue, Raster } from '../raster';
+import { hasAlpha, Raster } from '../raster';
 import { InferenceRunner } from '../session';
 import { outputSize, Resampler, RowSink, StreamedUpscaleResult, UpscaleOptions, upscaleRasterToSink } from '../upscale';
 import { DecodedImage, ImageMetadata, OutputFormat, sharpResampler } from './image-io';
@@ -40,72 +40,6 @@ export function whyNotStreamed(plan: Pick<UpscalePlan, 'mode' | 'map' | 'consist
 /** Whether upscale-file should take the streaming path for this request and output size. */
 export function shouldStream(plan: Pick<UpscalePlan, 'mode' | 'map' | 'consistent' | 'tta'>, format: OutputFormat, output: { width: number; height: number }, minOutputPixels = STREAM_MIN_OUTPUT_PIXELS): boolean {
   return output.width * output.height >= minOutputPixels && whyNotStreamed(plan, format) === undefined;
-}
-
-/**
- * LR-PSNR (fidelity/degradation.ts `lrPsnr`) computed from rows as they pass, to the same bits:
- * each output row is area-averaged along x at once (the `narrow` row lrPsnr keeps for the whole
- * result), then added into the input-sized sums of the rows its footprint covers, in the order
- * lrPsnr's applyColumns adds them. Holds the input-sized sums only (3 floats per input pixel).
- */
-export class LrPsnrAccumulator {
-  private readonly colours: number;
-  private readonly xs;
-  private readonly contributions: Array<Array<[number, number]>>;
-  private readonly down: Float32Array[];
-  private readonly narrow: Float32Array;
-  private rowsSeen = 0;
-
-  constructor(
-    private readonly input: Raster,
-    private readonly output: { width: number; height: number; channels: Raster['channels']; depth: Raster['depth'] },
-  ) {
-    this.colours = colourChannels(input.channels);
-    this.xs = areaAxis(output.width, input.width);
-    const ys = areaAxis(output.height, input.height);
-    this.contributions = Array.from({ length: output.height }, () => []);
-    for (let i = 0; i < input.height; i++) for (let k = ys.start[i]; k < ys.start[i + 1]; k++) this.contributions[ys.index[k]].push([i, ys.weight[k]]);
-    this.down = Array.from({ length: this.colours }, () => new Float32Array(input.width * input.height));
-    this.narrow = new Float32Array(input.width);
-  }
-
-  add(rows: Raster, y: number): void {
-    if (y !== this.rowsSeen) throw new Error(`LrPsnrAccumulator: row ${y}, expected ${this.rowsSeen}`);
-    const { start, index, weight } = this.xs;
-    const width = this.input.width;
-    for (let r = 0; r < rows.height; r++) {
-      const rowBase = r * rows.width * rows.channels;
-      for (let c = 0; c < this.colours; c++) {
-        for (let i = 0; i < width; i++) {
-          let s = 0;
-          for (let k = start[i]; k < start[i + 1]; k++) s += weight[k] * rows.data[rowBase + c + index[k] * rows.channels];
-          this.narrow[i] = s;
-        }
-        const down = this.down[c];
-        for (const [i, w] of this.contributions[y + r]) {
-          const dst = i * width;
-          for (let x = 0; x < width; x++) down[dst + x] += w * this.narrow[x];
-        }
-      }
-    }
-    this.rowsSeen += rows.height;
-  }
-
-  /** dB, as lrPsnr: Infinity when identical. */
-  psnr(): number {
-    if (this.rowsSeen !== this.output.height) throw new Error(`LrPsnrAccumulator: ${this.rowsSeen} of ${this.output.height} rows seen`);
-    const { input } = this;
-    const max = maxValue(input.depth);
-    const toInput = max / maxValue(this.output.depth);
-    const n = input.width * input.height;
-    let squared = 0;
-    for (let c = 0; c < this.colours; c++) {
-      const down = this.down[c];
-      for (let i = 0; i < n; i++) squared += (down[i] * toInput - input.data[i * input.channels + c]) ** 2;
-    }
-    const mse = squared / (n * this.colours);
-    return mse === 0 ? Infinity : 10 * Math.log10((max * max) / mse);
-  }
 }
 
 export interface PngFileResult extends StreamedUpscaleResult {
