@@ -41,6 +41,7 @@ import { auroc, blockMeans, blockRmsError, evaluateMap, Evaluation, gradientMap,
 import { Raster } from '../core/raster';
 import { InferenceRunner } from '../core/session';
 import { upscaleRaster } from '../core/upscale';
+import { rgb } from './quality-kit';
 
 export const CREATIVE = 'realesrgan-x4plus';
 export const FIDELITY = option('fidelity', modelForMode('photo', 'fidelity').id);
@@ -50,11 +51,6 @@ const TRANSPOSE = { flipX: false, flipY: false, transpose: true };
 function option(name: string, fallback: string): string {
   const k = process.argv.indexOf(`--${name}`);
   return k >= 0 && process.argv[k + 1] ? process.argv[k + 1] : fallback;
-}
-
-export async function loadRgb(file: string): Promise<Raster> {
-  const { data, info } = await sharp(file).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-  return { width: info.width, height: info.height, channels: 3, depth: 8, data: new Uint8Array(data) };
 }
 
 function savePng(r: Raster, file: string): Promise<unknown> {
@@ -81,9 +77,9 @@ async function prepareCase(imageFile: string, cache: string): Promise<Case> {
     const height = meta.height! - (meta.height! % 4);
     await sharp(imageFile).removeAlpha().toColourspace('srgb').extract({ left: 0, top: 0, width, height }).png().toFile(hrFile);
   }
-  const truth = await loadRgb(hrFile);
+  const truth = await rgb(hrFile);
   if (!fs.existsSync(lrFile)) await sharp(hrFile).resize(truth.width / 4, truth.height / 4, { kernel: 'cubic' }).png().toFile(lrFile);
-  return { name, set: name.startsWith('CSet5') ? 'Set5' : 'Set14', truth, input: await loadRgb(lrFile) };
+  return { name, set: name.startsWith('CSet5') ? 'Set5' : 'Set14', truth, input: await rgb(lrFile) };
 }
 
 /** A model's raw output for a case, single run or TTA 8 (mean and spread), with modes' tiling options; cached. */
@@ -107,7 +103,7 @@ export class ModelOutputs {
       await savePng(applySymmetry(out.raster, TRANSPOSE), file);
       process.stderr.write(`${c.name} ${id} transposed: ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
     }
-    return loadRgb(file);
+    return rgb(file);
   }
 
   /** A model's raw output on the input plus seeded Gaussian noise of `sigma` levels: a perturbed view. */
@@ -128,7 +124,7 @@ export class ModelOutputs {
       await savePng(out.raster, file);
       process.stderr.write(`${c.name} ${id} noise ${sigma}: ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
     }
-    return loadRgb(file);
+    return rgb(file);
   }
 
   async get(c: Case, id: string, tta: boolean): Promise<{ raster: Raster; spread?: Float32Array }> {
@@ -147,7 +143,7 @@ export class ModelOutputs {
       }
       process.stderr.write(`${c.name} ${id}${tta ? ' tta 8' : ''}: ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
     }
-    const raster = await loadRgb(`${stem}.png`);
+    const raster = await rgb(`${stem}.png`);
     if (!tta) return { raster };
     const bytes = fs.readFileSync(`${stem}.spread.bin`);
     return { raster, spread: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)) };

@@ -23,10 +23,8 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { ModelEntry } from '../core/catalogue';
 import { lrPsnr } from '../core/fidelity/degradation';
-import { DetailMap, mapToRaster } from '../core/fidelity/detail-map';
-import { evaluateMap } from '../core/fidelity/evaluate';
-import { sobelMagnitude } from '../core/fidelity/filters';
-import { luma, toFloat } from '../core/fidelity/image';
+import { DetailMap, MapSummary, mapToRaster } from '../core/fidelity/detail-map';
+import { evaluateMap, gradientMap } from '../core/fidelity/evaluate';
 import { modelsNeeded, planUpscale, runUpscalePlan, UpscaleRequestFields } from '../core/modes';
 import { sharpResampler } from '../core/node/image-io';
 import { ModelStore } from '../core/node/model-store';
@@ -72,7 +70,7 @@ interface Measurement {
 }
 
 function meanGradient(r: Raster): number {
-  const g = sobelMagnitude(luma(toFloat(r)), r.width, r.height);
+  const g = gradientMap(r).data;
   let s = 0;
   for (const v of g) s += v;
   return s / g.length;
@@ -177,6 +175,7 @@ async function main(): Promise<void> {
       const started = performance.now();
       let raster: Raster;
       let map: DetailMap | undefined;
+      let mapSummary: MapSummary | undefined;
       if (!m.request) {
         raster = await resize(c.input, c.input.width * SCALE, c.input.height * SCALE, 'lanczos3');
       } else {
@@ -185,6 +184,7 @@ async function main(): Promise<void> {
         const result = await runUpscalePlan(c.input, plan, runtime);
         raster = result.raster;
         map = result.map;
+        mapSummary = result.report.map;
       }
       const seconds = (performance.now() - started) / 1000;
       results.set(m.name, { raster, map });
@@ -196,15 +196,7 @@ async function main(): Promise<void> {
           Object.assign(row, { auroc: e.auroc, baselineAuroc: e.baselineAuroc });
         }
       }
-      if (map) {
-        let s = 0;
-        let over = 0;
-        for (const v of map.data) {
-          s += v;
-          if (v > 0.5) over++;
-        }
-        Object.assign(row, { mapMean: s / map.data.length, shareOver: over / map.data.length });
-      }
+      if (mapSummary) Object.assign(row, { mapMean: mapSummary.mean, shareOver: mapSummary.shareOver });
       measurements.push(row);
     }
     process.stderr.write(`${c.name} done\n`);
