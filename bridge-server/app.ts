@@ -10,6 +10,7 @@ import { InProcessQueue } from './queue';
 import { infoRoutes, VERSION } from './routes/info';
 import { BridgeJobInput, jobExecutor, jobRoutes } from './routes/jobs';
 import { pairRoutes } from './routes/pair';
+import { webEngineRoutes } from './routes/web-engine';
 import { registerSecurity } from './security';
 import { Pairing, TokenStore } from './tokens';
 
@@ -110,6 +111,8 @@ export async function buildBridge(options: BridgeOptions, deps: BridgeDeps): Pro
   await app.register(infoRoutes, { engine: deps.engine, queue, limits });
   await app.register(pairRoutes, { pairing: deps.pairing, tokens: deps.tokens, port: options.port, perMinute: options.pairingRateLimitPerMinute ?? 10 });
   await app.register(jobRoutes, { queue, limits, maxEventStreams: options.maxEventStreams ?? 64 });
+  // The page's "in this browser" engine: ORT's .wasm and the web model's graph (issue 10).
+  await app.register(webEngineRoutes, {});
 
   app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
 

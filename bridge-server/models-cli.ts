@@ -3,6 +3,9 @@ import { catalogue, findModel, ModelEntry, sourceFiles } from '../core/catalogue
 import { UpbridgeError } from '../core/errors';
 import { CUSTOM_PREFIX, registerCustomModel, registerCustomModels } from '../core/node/custom-models';
 import { ModelCheck, ModelStore, REPAIR_COMMAND } from '../core/node/model-store';
+import { calibrationTarget, modelRunner } from '../core/node/model-runner';
+import { parseProvider, PROVIDER_CHOICES } from '../core/node/providers';
+import { tileCalibration, withExactOverlap } from '../core/node/tile-calibration';
 import { installWithProgress } from './install-progress';
 
 /**
@@ -93,6 +96,34 @@ export function registerModelCommands(program: Command): void {
       if (left.length > 0) {
         throw new UpbridgeError('UPB_MODEL_INTEGRITY', `${left.length} corrupt model(s): ${left.map((c) => c.id).join(', ')}; repair with \`${REPAIR_COMMAND}\``);
       }
+    });
+
+  models
+    .command('calibrate')
+    .description('measure again how fast each model runs per tile size on this machine (the tile autotuning uses it; first use measures it anyway)')
+    .argument('<ids...>', 'model ids (see `upbridge models list`)')
+    .option('--provider <name>', `execution provider: ${PROVIDER_CHOICES.join(', ')} (default: $UPBRIDGE_PROVIDER or auto)`)
+    .option('--json', 'print JSON')
+    .action(async (ids: string[], opts: { provider?: string; json?: boolean }) => {
+      const store = new ModelStore();
+      await withCustomModels(store);
+      const chosen = ids.map((id) => findModel(id).id);
+      await installWithProgress(store, chosen);
+      const out = [];
+      for (const id of chosen) {
+        const runner = await modelRunner(store, id, { provider: parseProvider(opts.provider) });
+        const target = await calibrationTarget(store, id, runner.provider);
+        const calibration = await withExactOverlap(target, await tileCalibration(target, { remeasure: true }), runner);
+        out.push(calibration);
+        if (!opts.json) {
+          const rate = calibration.timings.map((t) => `${t.side}²: ${((t.side * t.side) / t.seconds / 1e3).toFixed(1)} kpx/s`).join(', ');
+          process.stdout.write(
+            `${id} on ${calibration.provider}: ${rate}; ${(calibration.bytesPerPixel / 1024).toFixed(1)} KiB per window pixel (${calibration.memorySource}); ` +
+              `overlap ${calibration.exactOverlap}${calibration.overlapInexact ? ' (no overlap makes tiles exact: the model pools globally)' : ' (tiled = whole within 1/255)'}\n`,
+          );
+        }
+      }
+      if (opts.json) process.stdout.write(JSON.stringify({ calibrations: out }) + '\n');
     });
 
   models

@@ -24,6 +24,11 @@ export interface GraphCost {
   /** Multiply-adds per input pixel by op type (Conv, ConvTranspose...). */
   byOp: Record<string, number>;
   /**
+   * The largest float32 input plus output of one convolution, in bytes per input pixel: the least
+   * memory a window must have live at once (the tile planner's memory estimate starts from it).
+   */
+  convBytesPerInputPixel: number;
+  /**
    * Nodes this walk could not follow (an unknown Resize size, MatMul of two activations): the
    * figures above leave them out or assume they keep the spatial size. Empty for the catalogue.
    */
@@ -78,6 +83,10 @@ export function graphCost(model: onnx.IModelProto | Uint8Array): GraphCost {
 
   const byOp: Record<string, number> = {};
   const unresolved: string[] = [];
+  let convBytes = 0;
+  const noteConvBytes = (channelsIn: number, input: MapInfo, channelsOut: number, output: MapInfo) => {
+    convBytes = Math.max(convBytes, 4 * (channelsIn * input.sh * input.sw + channelsOut * output.sh * output.sw));
+  };
   const addMacs = (op: string, macs: number) => {
     byOp[op] = (byOp[op] ?? 0) + macs;
   };
@@ -106,6 +115,7 @@ export function graphCost(model: onnx.IModelProto | Uint8Array): GraphCost {
         const out: MapInfo = { kind: 'map', sh: x.sh / stridesH, sw: x.sw / (stridesW ?? stridesH) };
         // W is [M, C/group, kH, kW]: one output position costs the product of its dims.
         addMacs(op, product(weight) * out.sh * out.sw);
+        noteConvBytes(weight[1] * Number(attrs.group ?? 1), x, weight[0], out);
         set(out);
         break;
       }
@@ -120,7 +130,9 @@ export function graphCost(model: onnx.IModelProto | Uint8Array): GraphCost {
         const [stridesH, stridesW] = (attrs.strides as number[] | undefined) ?? [1, 1];
         // W is [C, M/group, kH, kW]: each input position scatters into kH·kW outputs per channel.
         addMacs(op, product(weight) * x.sh * x.sw);
-        set({ kind: 'map', sh: x.sh * stridesH, sw: x.sw * (stridesW ?? stridesH) });
+        const out: MapInfo = { kind: 'map', sh: x.sh * stridesH, sw: x.sw * (stridesW ?? stridesH) };
+        noteConvBytes(weight[0], x, weight[1] * Number(attrs.group ?? 1), out);
+        set(out);
         break;
       }
       case 'Gemm':
@@ -290,7 +302,7 @@ export function graphCost(model: onnx.IModelProto | Uint8Array): GraphCost {
   if (out?.kind !== 'map') throw new Error(`could not follow the graph to its output ${JSON.stringify(outputName)}`);
   const macsPerInputPixel = Object.values(byOp).reduce((a, b) => a + b, 0);
   const outputAreaRatio = out.sh * out.sw;
-  return { macsPerInputPixel, outputAreaRatio, macsPerOutputPixel: macsPerInputPixel / outputAreaRatio, byOp, unresolved };
+  return { macsPerInputPixel, outputAreaRatio, macsPerOutputPixel: macsPerInputPixel / outputAreaRatio, byOp, convBytesPerInputPixel: convBytes, unresolved };
 }
 
 /** The dims of a constant operand (a weight), small or large; undefined for activations. */

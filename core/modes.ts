@@ -183,6 +183,26 @@ export function stageOptions(plan: UpscalePlan, model: ModelEntry, rawScale?: un
   return validateUpscaleOptions({ scale: plan.scale || rawScale, tile: plan.tile, overlap: plan.overlap, alpha: plan.alpha }, model);
 }
 
+/**
+ * stageOptions, with the tile (and the overlap) the runner's autotuning picks for this input where
+ * the request left them out. Runners without autotuning keep the model's defaults.
+ */
+export async function tunedStageOptions(plan: UpscalePlan, model: ModelEntry, runner: InferenceRunner, input: { width: number; height: number }, signal?: AbortSignal): Promise<Omit<UpscaleOptions, 'signal' | 'onProgress'>> {
+  const options = stageOptions(plan, model);
+  const tileGiven = given(plan.tile);
+  const overlapGiven = given(plan.overlap);
+  if (!runner.autotune || (tileGiven && overlapGiven)) return options;
+  const tuned = await runner.autotune({
+    width: input.width,
+    height: input.height,
+    scale: options.scale,
+    ...(tileGiven ? { tile: options.tile } : {}),
+    ...(overlapGiven ? { overlap: options.overlap } : {}),
+    signal,
+  });
+  return { ...options, tile: tuned.tile, overlap: tuned.overlap };
+}
+
 /** The content a plan works with for this input. */
 export function resolveContent(plan: UpscalePlan, input: Raster): { content: DetectedContent; detected: boolean } {
   return plan.content === 'auto' ? { content: detectContent(input), detected: true } : { content: plan.content, detected: false };
@@ -227,24 +247,30 @@ export async function runUpscalePlan(input: Raster, plan: UpscalePlan, runtime: 
   checkModeLimits(plan, input.width, input.height);
   const stages = stagesFor(plan, resolved.content, from);
   const runs = plan.tta ?? 1;
-  const totals = stages.map((s) => plannedTiles(input, s.model.scale, stageOptions(plan, s.model)) * runs);
+  const check = () => throwIfCancelled(runtime.signal);
+  // Every model is made ready and its tiling settled first, so the progress total is known.
+  const prepared: { stage: Stage; runner: InferenceRunner; options: Omit<UpscaleOptions, 'signal' | 'onProgress'> }[] = [];
+  for (const stage of stages) {
+    check();
+    const runner = await runtime.runnerFor(stage.model);
+    check();
+    prepared.push({ stage, runner, options: await tunedStageOptions(plan, stage.model, runner, input, runtime.signal) });
+  }
+  const totals = prepared.map((p) => plannedTiles(input, p.stage.model.scale, p.options) * runs);
   const total = totals.reduce((a, b) => a + b, 0);
   let offset = 0;
   let tiles = 0;
   let passes = 0;
-  const check = () => throwIfCancelled(runtime.signal);
   // The float steps compare against the colour the model saw: transparent pixels' colour filled.
   const reference = hasAlpha(input.channels) ? fillTransparentColour(input) : input;
 
   const outputs = new Map<StageRole, { raster: Raster; spread?: Float32Array }>();
-  for (const [k, stage] of stages.entries()) {
-    check();
-    const runner = await runtime.runnerFor(stage.model);
+  for (const [k, { stage, runner, options: tuned }] of prepared.entries()) {
     check();
     runtime.onStep?.(stage.role);
     const base = offset;
     const options: UpscaleOptions = {
-      ...stageOptions(plan, stage.model),
+      ...tuned,
       signal: runtime.signal,
       onProgress: (p) => runtime.onProgress?.({ done: base + p.done, total }),
     };

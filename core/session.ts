@@ -14,6 +14,22 @@ export interface InferenceRunner {
   /** The execution provider that runs this session (cpu, cuda, webgpu...). */
   readonly provider: string;
   run(input: TileTensor): Promise<TileTensor>;
+  /**
+   * Tile autotuning, where the runtime supports it: the tile and overlap to use for an input,
+   * from a calibration of this model on this provider. What the request sets is kept.
+   */
+  autotune?(request: AutotuneRequest): Promise<{ tile: number; overlap: number }>;
+}
+
+export interface AutotuneRequest {
+  /** The input's size and the requested scale (the passes follow from it). */
+  width: number;
+  height: number;
+  scale: number;
+  /** Set when the user chose them. */
+  tile?: number;
+  overlap?: number;
+  signal?: AbortSignal;
 }
 
 /** Runtimes report allocation failures in their own words; these are the ones worth a smaller tile. */

@@ -1,8 +1,10 @@
+import * as path from 'node:path';
 import { oneOf } from '../validate';
 import { InferenceRunner } from '../session';
 import { InstallStep, ModelStore } from './model-store';
 import { ortRunner } from './ort-session';
 import { ProviderChoice } from './providers';
+import { autotune, CalibrationTarget } from './tile-calibration';
 
 export const PRECISIONS = ['fp16', 'fp32'] as const;
 export type Precision = (typeof PRECISIONS)[number];
@@ -23,5 +25,23 @@ export async function modelRunner(store: ModelStore, id: string, options: { prov
   const installed = await store.ensureOne(id, options.onInstallStep);
   // A custom model is the user's file as it is (it may be fp16 already).
   const fp16 = gpuPrecision() === 'fp16' && !installed.entry.customPath;
-  return ortRunner(installed.onnxPath, { provider: options.provider, ...(fp16 ? { gpuModelPath: async () => (await store.ensureVariant(id, 'fp16')).onnxPath } : {}) });
+  const inner = await ortRunner(installed.onnxPath, { provider: options.provider, ...(fp16 ? { gpuModelPath: async () => (await store.ensureVariant(id, 'fp16')).onnxPath } : {}) });
+  return {
+    get provider() {
+      return inner.provider;
+    },
+    run: (input) => inner.run(input),
+    async autotune(request) {
+      const tuned = await autotune(await calibrationTarget(store, id, inner.provider), inner, request);
+      return { tile: tuned.tile, overlap: tuned.overlap };
+    },
+  };
+}
+
+/** What a model's calibration on a provider measures: the file that provider runs (the fp16 variant on a GPU, unless fp32 is asked for). */
+export async function calibrationTarget(store: ModelStore, id: string, provider: string): Promise<CalibrationTarget> {
+  const installed = await store.ensureOne(id);
+  const fp16 = gpuPrecision() === 'fp16' && !installed.entry.customPath && provider !== 'cpu';
+  const file = fp16 ? await store.ensureVariant(id, 'fp16') : { onnxPath: installed.onnxPath, sha256: installed.sha256 };
+  return { entry: installed.entry, onnxPath: file.onnxPath, onnxSha256: file.sha256, provider, home: path.dirname(store.modelsDir) };
 }

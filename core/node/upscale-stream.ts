@@ -1,7 +1,7 @@
 import { fillTransparentColour } from '../alpha';
 import { throwIfCancelled } from '../errors';
 import { LrPsnrAccumulator } from '../fidelity/degradation';
-import { LR_PSNR_CAP, modelsNeeded, needsFloatSteps, resultModel, stageOptions, UpscalePlan, resolveContent } from '../modes';
+import { LR_PSNR_CAP, modelsNeeded, needsFloatSteps, resultModel, tunedStageOptions, UpscalePlan, resolveContent } from '../modes';
 import { hasAlpha, Raster } from '../raster';
 import { InferenceRunner } from '../session';
 import { outputSize, Resampler, RowSink, StreamedUpscaleResult, UpscaleOptions, upscaleRasterToSink } from '../upscale';
@@ -93,7 +93,7 @@ export async function upscaleFileStreaming(request: UpscaleFileRequest, plan: Up
   const model = resultModel(plan, resolved.content);
   const runner = await modelRunner(store, model.id, { provider: parseProvider(request.provider), onInstallStep: request.onInstallStep });
   throwIfCancelled(request.signal);
-  const options: UpscaleOptions = { ...stageOptions(plan, model), signal: request.signal, onProgress: request.onProgress };
+  const options: UpscaleOptions = { ...(await tunedStageOptions(plan, model, runner, decoded.raster, request.signal)), signal: request.signal, onProgress: request.onProgress };
   const result = await upscaleToPngFile(request.output, decoded.raster, runner, model.scale, options, decoded.metadata);
   return {
     content: resolved.content,

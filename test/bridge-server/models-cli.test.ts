@@ -146,3 +146,25 @@ describe('custom models', () => {
     expect(listed.stderr).toMatch(/warning: custom model skipped: junk\.onnx: not a model ONNX Runtime can load/);
   });
 });
+
+describe('upbridge models calibrate', () => {
+  test('measures the model on the provider, keeps it where the tile autotuning reads it, and names bad ids', async () => {
+    const result = await cli('models', 'calibrate', FAST, '--provider', 'cpu', '--json');
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const [calibration] = JSON.parse(result.stdout.trim().split('\n').pop() as string).calibrations;
+    expect(calibration).toMatchObject({ model: FAST, provider: 'cpu', memorySource: 'rss', exactOverlap: 32 });
+    expect(calibration.timings.length).toBeGreaterThanOrEqual(2);
+    const file = path.join(home, 'calibration', `${FAST}.cpu.json`);
+    expect(JSON.parse(await fs.readFile(file, 'utf8'))).toEqual(calibration);
+
+    const text = await cli('models', 'calibrate', FAST, '--provider', 'cpu');
+    expect(text.stdout).toMatch(new RegExp(`^${FAST} on cpu: 64²: [\\d.]+ kpx/s.*overlap 32 \\(tiled = whole within 1/255\\)`, 'm'));
+    // Measured again, so the file is a new one.
+    expect(JSON.parse(await fs.readFile(file, 'utf8'))).not.toEqual(calibration);
+
+    const bad = await cli('models', 'calibrate', 'no-such-model');
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/unknown model "no-such-model"; known models: /);
+  });
+});

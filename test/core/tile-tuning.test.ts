@@ -1,0 +1,72 @@
+import { chooseTiling, evaluateTiling, TilingRequest, windowSeconds } from '../../core/tile-tuning';
+
+const request = (over: Partial<TilingRequest> = {}): TilingRequest => ({
+  width: 1000,
+  height: 700,
+  modelScale: 4,
+  passes: 1,
+  overlap: 32,
+  borderPad: 10,
+  minWindow: 1,
+  memoryBudget: 64 * 2 ** 30,
+  ...over,
+});
+
+/** A provider with a fixed cost per run (0.05 s) and a flat rate (1 µs per pixel). */
+const steady = { timings: [64, 128, 256].map((side) => ({ side, seconds: 0.05 + side * side * 1e-6 })), bytesPerPixel: 1000 };
+
+describe('windowSeconds', () => {
+  test('interpolates between measured windows and keeps the fixed cost toward zero', () => {
+    expect(windowSeconds(steady, 128 * 128)).toBeCloseTo(0.05 + 128 * 128 * 1e-6, 9);
+    expect(windowSeconds(steady, 100 * 100)).toBeCloseTo(0.05 + 100 * 100 * 1e-6, 9);
+    // Below the smallest window: the line through the first two points, so a tiny window still pays the run's fixed cost.
+    expect(windowSeconds(steady, 16 * 16)).toBeCloseTo(0.05 + 16 * 16 * 1e-6, 9);
+    // Past the largest: its marginal rate.
+    expect(windowSeconds(steady, 512 * 512)).toBeCloseTo(0.05 + 512 * 512 * 1e-6, 9);
+  });
+});
+
+describe('chooseTiling', () => {
+  test('one window per pass when the memory allows it: no context is computed twice', () => {
+    const choice = chooseTiling(request(), steady);
+    expect(choice.windows).toBe(1);
+    expect(choice.tile).toBeGreaterThanOrEqual(1000);
+    expect(choice.inferredRatio).toBeCloseTo((1020 * 720) / (1000 * 700), 9);
+  });
+
+  test('the largest window stays within the memory budget, and a smaller budget means more, smaller windows', () => {
+    const budgets = [2 ** 30, 256 * 2 ** 20, 64 * 2 ** 20];
+    const choices = budgets.map((memoryBudget) => chooseTiling(request({ memoryBudget }), steady));
+    choices.forEach((c, i) => {
+      expect(c.fitsBudget).toBe(true);
+      expect(c.windowBytes).toBeLessThanOrEqual(budgets[i]);
+      expect(evaluateTiling(request({ memoryBudget: budgets[i] }), steady, c.tile)).toEqual(c);
+    });
+    expect(choices[1].windows).toBeGreaterThan(choices[0].windows);
+    expect(choices[2].windows).toBeGreaterThan(choices[1].windows);
+    expect(choices[2].tile).toBeLessThan(choices[1].tile);
+  });
+
+  test('a rate that drops for large windows (caches) makes mid-sized windows win, even with memory to spare', () => {
+    // 1 µs per pixel up to 256², then each pixel past that costs 4 µs.
+    const cacheBound = { timings: [{ side: 128, seconds: 128 * 128 * 1e-6 }, { side: 256, seconds: 256 * 256 * 1e-6 }, { side: 512, seconds: 256 * 256 * 1e-6 + (512 * 512 - 256 * 256) * 4e-6 }], bytesPerPixel: 1000 };
+    const choice = chooseTiling(request({ overlap: 8 }), cacheBound);
+    expect(choice.windows).toBeGreaterThan(1);
+    const whole = evaluateTiling(request({ overlap: 8 }), cacheBound, 1000);
+    expect(choice.seconds).toBeLessThan(whole.seconds);
+  });
+
+  test('every pass counts: a 16x job is tiled for its second, 16 times larger pass too', () => {
+    const one = chooseTiling(request({ width: 256, height: 256, passes: 1, memoryBudget: 2 ** 30 }), steady);
+    const two = chooseTiling(request({ width: 256, height: 256, passes: 2, memoryBudget: 2 ** 30 }), steady);
+    expect(one.windows).toBe(1);
+    expect(two.windows).toBeGreaterThan(2);
+    expect(two.windowBytes).toBeLessThanOrEqual(2 ** 30);
+  });
+
+  test('when nothing fits, the smallest windows are chosen and the choice says so', () => {
+    const choice = chooseTiling(request({ memoryBudget: 1000 }), steady);
+    expect(choice.fitsBudget).toBe(false);
+    expect(choice.tile).toBe(16);
+  });
+});
