@@ -2,6 +2,7 @@
 // script inlined: the manifest's `ui` names a single HTML file, whose text Figma hands to the main
 // thread as __html__) and manifest.json. "Import plugin from manifest" in Figma loads the folder.
 // scripts/build.mjs calls buildPlugin(); `node scripts/build-figma.mjs` builds just this plugin.
+import { createHash } from 'node:crypto';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -11,8 +12,20 @@ const source = `${root}plugins/figma`;
 const out = `${root}dist/figma`;
 const SCRIPT_MARKER = /<!-- UI_SCRIPT:[^>]*-->/;
 
+/**
+ * "Upscale here" fetches onnxruntime-web's .wasm from the npm CDNs; it must be exactly the build
+ * this bundle's JavaScript was made with, so its sha256 is taken from node_modules and pinned.
+ */
+function ortWasmPins() {
+  const dist = `${root}node_modules/onnxruntime-web/dist`;
+  const hash = (file) => createHash('sha256').update(readFileSync(`${dist}/${file}`)).digest('hex');
+  const { version } = JSON.parse(readFileSync(`${root}node_modules/onnxruntime-web/package.json`, 'utf8'));
+  return { version, wasm: hash('ort-wasm-simd-threaded.wasm'), webgpu: hash('ort-wasm-simd-threaded.asyncify.wasm') };
+}
+
 async function bundle(entry, target) {
   const result = await build({
+    define: { UPBRIDGE_ORT_PINS: JSON.stringify(ortWasmPins()) },
     entryPoints: [`${source}/src/${entry}`],
     bundle: true,
     write: false,

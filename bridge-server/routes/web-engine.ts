@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { UpbridgeError } from '../../core/errors';
 import { ModelStore } from '../../core/node/model-store';
-import { ORT_WASM_FILE, ORT_WEBGPU_WASM_FILE } from '../../core/web/ort-web-runner';
+import { ORT_WASM_FILE, ORT_WEBGPU_WASM_FILE } from '../../core/web/ort-files';
 import { WEB_DEFAULT_MODEL } from '../../core/web/web-model';
 
 /**

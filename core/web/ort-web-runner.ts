@@ -21,9 +21,7 @@ export interface OrtWasmFiles {
   webgpu: PinnedFile;
 }
 
-export const ORT_WEB_VERSION = '1.30.0';
-export const ORT_WASM_FILE = 'ort-wasm-simd-threaded.wasm';
-export const ORT_WEBGPU_WASM_FILE = 'ort-wasm-simd-threaded.asyncify.wasm';
+export { ORT_WASM_FILE, ORT_WEB_VERSION, ORT_WEBGPU_WASM_FILE } from './ort-files';
 
 export interface OpenWebRunnerOptions {
   model: WebModel;

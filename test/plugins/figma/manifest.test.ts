@@ -13,6 +13,7 @@ import { DEFAULT_PORT } from '../../../bridge-server/serve';
 import { DEFAULT_FIGMA_BRIDGE_URL } from '../../../plugins/figma/src/main/plugin';
 import { FigmaSim } from './figma-sim';
 import { waitFor } from '../../bridge-server/bridge-harness';
+import { NPM_CDNS } from '../../../core/web/web-model';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
 const DIST = path.join(ROOT, 'dist', 'figma');
@@ -57,11 +58,13 @@ test("networkAccess allows the bridge's loopback origin, the one the plugin conn
   expect(new URL(bridgeOrigin).port).toBe(String(DEFAULT_PORT));
   expect(manifest.networkAccess.allowedDomains).toContain(bridgeOrigin);
   expect(manifest.networkAccess.devAllowedDomains).toContain(bridgeOrigin);
-  // Nothing beyond this machine.
-  for (const domain of [...manifest.networkAccess.allowedDomains, ...(manifest.networkAccess.devAllowedDomains ?? [])]) {
-    expect(['localhost', '127.0.0.1']).toContain(new URL(domain).hostname);
-  }
+  // Nothing beyond this machine, except the npm CDNs "Upscale here" fetches the pinned model and
+  // runtime files from (core/web NPM_CDNS, in order); images are never sent anywhere but the bridge.
+  for (const domain of manifest.networkAccess.devAllowedDomains ?? []) expect(['localhost', '127.0.0.1']).toContain(new URL(domain).hostname);
+  const beyond = manifest.networkAccess.allowedDomains.filter((d: string) => !['localhost', '127.0.0.1'].includes(new URL(d).hostname));
+  expect(beyond).toEqual(NPM_CDNS.map((base) => new URL(base).origin));
   expect(manifest.networkAccess.reasoning).toMatch(/localhost:7419/);
+  expect(manifest.networkAccess.reasoning).toMatch(/cdn\.jsdelivr\.net.*unpkg\.com.*sha256/);
 });
 
 test('the files the manifest names exist; the UI is one HTML file with its script inlined', () => {

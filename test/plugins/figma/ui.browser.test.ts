@@ -1,14 +1,15 @@
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Browser, BrowserContext, chromium, Frame, Page } from 'playwright-core';
+import { Browser, BrowserContext, chromium } from 'playwright-core';
 import { JobReport, START_HINT } from '../../../plugins/shared/bridge-client';
-import { STORAGE_KEYS, startPlugin, UI_SIZE } from '../../../plugins/figma/src/main/plugin';
+import { STORAGE_KEYS, UI_SIZE } from '../../../plugins/figma/src/main/plugin';
 import { syntheticRaster } from '../../helpers';
 import { freePort, GatedEngine, startBridge, TestBridge, waitFor } from '../../bridge-server/bridge-harness';
 import { FigmaSim, rectangle, setUp, SimRectangle } from './figma-sim';
 import { decode, imagePaint, png } from './plugin-harness';
 import { CHROMIUM, STEP_MS, within, recordProgress, progressLog } from '../../browser';
+import { openUi } from './ui-host';
 
 /**
  * The built UI (dist/figma/ui.html) in Debian's Chromium, as Figma runs it: in a sandboxed iframe
@@ -24,41 +25,6 @@ const README_SCREENSHOT = path.join(ROOT, 'plugins', 'figma', 'screenshot-ui.png
 
 jest.setTimeout(90_000);
 
-
-/**
- * The page ↔ test boundary is playwright's JSON, so bytes cross it as base64 and are turned back
- * into Uint8Array on each side. This is the test's stand-in for Figma's channel only; the plugin
- * itself sends Uint8Array.
- */
-function toWire(value: unknown): unknown {
-  if (value instanceof Uint8Array) return { __bytes: Buffer.from(value).toString('base64') };
-  if (Array.isArray(value)) return value.map(toWire);
-  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, toWire(v)]));
-  return value;
-}
-
-function fromWire(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(fromWire);
-  if (value && typeof value === 'object') {
-    if ('__bytes' in value) return new Uint8Array(Buffer.from((value as { __bytes: string }).__bytes, 'base64'));
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, fromWire(v)]));
-  }
-  return value;
-}
-
-/** The host page: a sandboxed iframe, and the relay Figma's editor would be. */
-const HOST_PAGE = `<!doctype html><html><head><link rel="icon" href="data:,"><style>body{margin:0;background:#e5e5e5}iframe{border:0;display:block;background:#fff}</style></head><body>
-<iframe id="ui" sandbox="allow-scripts" width="${UI_SIZE.width}" height="${UI_SIZE.height}"></iframe>
-<script>
-  const wire = (v) => v instanceof Uint8Array ? { __bytes: btoa(Array.from(v, (b) => String.fromCharCode(b)).join('')) }
-    : Array.isArray(v) ? v.map(wire) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, wire(x)])) : v;
-  const unwire = (v) => Array.isArray(v) ? v.map(unwire) : v && typeof v === 'object'
-    ? ('__bytes' in v ? Uint8Array.from(atob(v.__bytes), (c) => c.charCodeAt(0)) : Object.fromEntries(Object.entries(v).map(([k, x]) => [k, unwire(x)]))) : v;
-  addEventListener('message', (e) => {
-    if (e.source === document.getElementById('ui').contentWindow && e.data && e.data.pluginMessage) window.toMain(wire(e.data.pluginMessage));
-  });
-  window.toUi = (m) => document.getElementById('ui').contentWindow.postMessage({ pluginMessage: unwire(m) }, '*');
-</script></body></html>`;
 
 let browser: Browser | undefined;
 let context: BrowserContext | undefined;
@@ -92,33 +58,8 @@ afterEach(async () => {
   context = undefined;
 });
 
-interface Session {
-  page: Page;
-  ui: Frame;
-  pageErrors: string[];
-}
-
 /** Loads the built UI in the host page and starts the plugin's main thread on `sim`. */
-async function open(sim: FigmaSim): Promise<Session> {
-  const page = await context!.newPage();
-  const pageErrors: string[] = [];
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  page.on('console', (m) => {
-    if (m.type() === 'error') pageErrors.push(`${m.text()} ${m.location().url}`);
-  });
-  await page.exposeFunction('toMain', (message: unknown) => sim.sendFromUi(fromWire(message)));
-  await page.setContent(HOST_PAGE);
-  sim.onUiMessage = (message) => void page.evaluate((m) => (window as unknown as { toUi(m: unknown): void }).toUi(m), toWire(message)).catch(() => {});
-  startPlugin(sim.api, html);
-  expect(sim.ui.options).toMatchObject(UI_SIZE);
-  // Figma puts the showUI html into the iframe; here the test does, from what the main thread was given.
-  await page.evaluate((source) => ((document.getElementById('ui') as HTMLIFrameElement).srcdoc = source), sim.ui.html!);
-  const ui = await waitFor(() => page.frames().find((f) => f !== page.mainFrame()), 'the UI frame');
-  await ui.waitForSelector('#connection:not([data-state="connecting"])');
-  expect(await within(ui.evaluate(() => self.origin), STEP_MS, 'reading the frame origin')).toBe('null');
-  return { page, ui, pageErrors };
-}
-
+const open = (sim: FigmaSim) => openUi(context!, sim, html);
 
 describe('with a bridge', () => {
   let bridge: TestBridge;

@@ -11,6 +11,19 @@ export const FIGMA_MAX_IMAGE_SIDE = 4096;
 
 export type Action = 'fills' | 'frames';
 
+/**
+ * Where the upscale runs: on the bridge, or in the plugin's own window with onnxruntime-web (when
+ * the bridge is not running or not paired: slower, the fast model only, images up to 1024 px).
+ */
+export type Engine = 'bridge' | 'browser';
+export const ENGINES: readonly Engine[] = ['bridge', 'browser'];
+
+/** What the in-window engine takes: one 4x pass of the fast model, a 1024 px side at most (core/web). */
+export const BROWSER_ENGINE = { scale: 4, maxInputSide: 1024 } as const;
+
+/** clientStorage keys the UI may read and write through the main thread: verified model files only. */
+export const MODEL_FILE_KEY_PREFIX = 'upbridge.file.';
+
 /** What runs on the bridge: a mode (the bridge picks the models), or a model (absent: its default). */
 export interface ModelChoice {
   model?: string;
@@ -30,6 +43,8 @@ export function modelChoice(from: ModelChoice): ModelChoice {
 
 export interface RunRequest extends ModelChoice {
   action: Action;
+  /** Default: the bridge. */
+  engine?: Engine;
   scale: number;
   /** Fills only: look inside the selected layers too. */
   includeChildren: boolean;
@@ -47,6 +62,7 @@ export interface SelectionSummary {
 /** One upscale for the UI to run on the bridge. */
 export interface UpscaleJob extends ModelChoice {
   id: number;
+  engine: Engine;
   /** 1-based position in this run, for "image 2 of 3". */
   index: number;
   count: number;
@@ -82,7 +98,9 @@ export interface RunOutcome {
 }
 
 export type MainToUi =
-  | { type: 'init'; token: string | null; bridgeUrl: string; selection: SelectionSummary }
+  | { type: 'init'; token: string | null; bridgeUrl: string; selection: SelectionSummary; modelMirrors?: string[] }
+  /** The answer to `stored-get`: the bytes kept under that key, or null. */
+  | { type: 'stored'; requestId: number; bytes: Uint8Array | null }
   | { type: 'selection'; selection: SelectionSummary }
   | { type: 'status'; text: string }
   | { type: 'job'; job: UpscaleJob }
@@ -96,4 +114,6 @@ export type UiToMain =
   | { type: 'job-done'; id: number; width: number; height: number; pieces: ImagePiece[] }
   | { type: 'job-failed'; id: number; error: ErrorInfo }
   | { type: 'save-token'; token: string | null }
+  | { type: 'stored-get'; requestId: number; key: string }
+  | { type: 'stored-set'; key: string; bytes: Uint8Array }
   | { type: 'notify'; message: string; error: boolean };

@@ -6,14 +6,14 @@
 import { isUpbridgeError, UpbridgeError } from '../../../../core/errors';
 import { SCALE_LIMITS } from '../../../../core/scale';
 import { MODES } from '../../../shared/bridge-client';
-import { ErrorInfo, MainToUi, RunOutcome, RunRequest, SelectionSummary, UiToMain } from '../common/messages';
+import { ENGINES, ErrorInfo, MainToUi, MODEL_FILE_KEY_PREFIX, RunOutcome, RunRequest, SelectionSummary, UiToMain } from '../common/messages';
 import { countImageFills, upscaleFills } from './fills';
 import { upscaleFrames } from './frames';
 import { RunContext } from './run-context';
 import { UiJobs } from './ui-jobs';
 
 /** figma.clientStorage keys: kept per user and machine by Figma, out of the document. */
-export const STORAGE_KEYS = { token: 'upbridge.token', bridgeUrl: 'upbridge.bridgeUrl' } as const;
+export const STORAGE_KEYS = { token: 'upbridge.token', bridgeUrl: 'upbridge.bridgeUrl', modelMirrors: 'upbridge.modelMirrors' } as const;
 
 /**
  * The bridge as the manifest's networkAccess allows it. `localhost`, not 127.0.0.1: Figma's
@@ -37,7 +37,7 @@ export function startPlugin(api: PluginAPI, html: string): void {
       return;
     }
     running = true;
-    jobs.begin();
+    jobs.begin(request.engine ?? 'bridge');
     const ctx: RunContext = { api, jobs, status: (text) => post({ type: 'status', text }) };
     try {
       const outcome: RunOutcome = request.action === 'fills' ? await upscaleFills(ctx, request) : await upscaleFrames(ctx, request);
@@ -57,10 +57,31 @@ export function startPlugin(api: PluginAPI, html: string): void {
   const handle = async (message: UiToMain) => {
     switch (message.type) {
       case 'ready': {
-        const [token, bridgeUrl] = await Promise.all([api.clientStorage.getAsync(STORAGE_KEYS.token), api.clientStorage.getAsync(STORAGE_KEYS.bridgeUrl)]);
-        post({ type: 'init', token: typeof token === 'string' ? token : null, bridgeUrl: typeof bridgeUrl === 'string' ? bridgeUrl : DEFAULT_FIGMA_BRIDGE_URL, selection: summarize(api.currentPage.selection) });
+        const [token, bridgeUrl, mirrors] = await Promise.all([
+          api.clientStorage.getAsync(STORAGE_KEYS.token),
+          api.clientStorage.getAsync(STORAGE_KEYS.bridgeUrl),
+          api.clientStorage.getAsync(STORAGE_KEYS.modelMirrors),
+        ]);
+        post({
+          type: 'init',
+          token: typeof token === 'string' ? token : null,
+          bridgeUrl: typeof bridgeUrl === 'string' ? bridgeUrl : DEFAULT_FIGMA_BRIDGE_URL,
+          selection: summarize(api.currentPage.selection),
+          // Other places to fetch the model's npm files from (a company mirror); the UI's default is the public CDNs.
+          ...(Array.isArray(mirrors) && mirrors.every((m) => typeof m === 'string') ? { modelMirrors: mirrors as string[] } : {}),
+        });
         return;
       }
+      // The UI's cache of verified model files (it has no storage of its own: its origin is null).
+      case 'stored-get': {
+        const value = message.key.startsWith(MODEL_FILE_KEY_PREFIX) ? await api.clientStorage.getAsync(message.key).catch(() => undefined) : undefined;
+        post({ type: 'stored', requestId: message.requestId, bytes: value instanceof Uint8Array ? value : null });
+        return;
+      }
+      case 'stored-set':
+        // Best effort: over Figma's 5 MB quota the files are downloaded again next time, nothing worse.
+        if (message.key.startsWith(MODEL_FILE_KEY_PREFIX) && message.bytes instanceof Uint8Array) await api.clientStorage.setAsync(message.key, message.bytes).catch(() => {});
+        return;
       case 'save-token':
         if (message.token) await api.clientStorage.setAsync(STORAGE_KEYS.token, message.token);
         else await api.clientStorage.deleteAsync(STORAGE_KEYS.token);
@@ -102,6 +123,7 @@ function summarize(selection: readonly SceneNode[]): SelectionSummary {
 export function validateRequest(request: RunRequest): RunRequest {
   const invalid = (what: string) => new UpbridgeError('UPB_INVALID_OPTION', what);
   if (request.action !== 'fills' && request.action !== 'frames') throw invalid(`action must be "fills" or "frames", got ${JSON.stringify(request.action)}`);
+  if (request.engine !== undefined && !ENGINES.includes(request.engine)) throw invalid(`engine must be one of ${ENGINES.join(', ')}, got ${JSON.stringify(request.engine)}`);
   if (typeof request.scale !== 'number' || !(request.scale >= SCALE_LIMITS.min && request.scale <= SCALE_LIMITS.max)) {
     throw invalid(`scale must be a number from ${SCALE_LIMITS.min} to ${SCALE_LIMITS.max}, got ${JSON.stringify(request.scale)}`);
   }

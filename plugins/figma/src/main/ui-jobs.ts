@@ -3,7 +3,7 @@
  * the UI iframe and waits for the upscaled bytes to come back as a message.
  */
 import { cancelledError, UpbridgeError, ErrorCode } from '../../../../core/errors';
-import { ImagePiece, MainToUi, UiToMain, UpscaleJob } from '../common/messages';
+import { Engine, ImagePiece, MainToUi, UiToMain, UpscaleJob } from '../common/messages';
 
 export interface JobResult {
   width: number;
@@ -20,21 +20,23 @@ export class UiJobs {
   private nextId = 1;
   private readonly waiting = new Map<number, Waiting>();
   private cancelled = false;
+  private engine: Engine = 'bridge';
 
   constructor(private readonly post: (message: MainToUi) => void) {}
 
-  /** A new run: a cancel from the last one no longer applies. */
-  begin(): void {
+  /** A new run: a cancel from the last one no longer applies; every job of it runs on `engine`. */
+  begin(engine: Engine = 'bridge'): void {
     this.cancelled = false;
+    this.engine = engine;
   }
 
-  run(job: Omit<UpscaleJob, 'id'>): Promise<JobResult> {
+  run(job: Omit<UpscaleJob, 'id' | 'engine'>): Promise<JobResult> {
     // A cancel that came while the run was still reading images stops it at its first job.
     if (this.cancelled) return Promise.reject(cancelledError());
     const id = this.nextId++;
     return new Promise<JobResult>((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
-      this.post({ type: 'job', job: { ...job, id } });
+      this.post({ type: 'job', job: { ...job, id, engine: this.engine } });
     });
   }
 

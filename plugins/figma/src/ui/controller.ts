@@ -7,11 +7,13 @@
  * bytes in from the main thread, to the bridge, bytes back. The token lives in figma.clientStorage
  * (through the main thread), since the iframe's origin is null and it has no storage of its own.
  */
-import { ErrorCode, isUpbridgeError } from '../../../../core/errors';
+import { ErrorCode, isUpbridgeError, UpbridgeError } from '../../../../core/errors';
 import { BridgeClient, BridgeLimitsInfo, JobReport, JobState, ModelInfo } from '../../../shared/bridge-client';
 import { formatSecondsLeft, ProgressTracker } from '../../../shared/progress';
 import { describeRun } from '../../../shared/modes';
-import { Action, ErrorInfo, MainToUi, ModelChoice, modelChoice, SelectionSummary, UiToMain, UpscaleJob } from '../common/messages';
+import { Action, BROWSER_ENGINE, ErrorInfo, FIGMA_MAX_IMAGE_SIDE, MainToUi, ModelChoice, modelChoice, SelectionSummary, UiToMain, UpscaleJob } from '../common/messages';
+import type { ModelCache } from '../../../../core/web/web-model';
+import { encodePng, RawPixels } from './png-encode';
 import { cutIntoPngTiles } from './tiles';
 
 /** How the plugin names itself when pairing; `upbridge tokens list` shows it. */
@@ -56,8 +58,21 @@ export interface RunOptions extends ModelChoice {
   includeChildren: boolean;
 }
 
+/**
+ * The upscale that runs in this window (ui/browser-engine.ts: core/web on onnxruntime-web), for
+ * when the bridge is not running or not paired. The tests of the main thread hand in their own.
+ */
+export interface LocalEngine {
+  upscale(
+    job: { bytes: Uint8Array; contentType: string; scale: number; mirrors?: string[]; cache: ModelCache },
+    hooks: { signal: AbortSignal; onProgress(done: number, total: number): void; onStep(text: string): void },
+  ): Promise<{ pixels: RawPixels; model: string; provider: string; threads: number }>;
+}
+
 export interface UiControllerOptions {
   post(message: UiToMain): void;
+  /** The in-window engine; without one, "Upscale here" is not offered. */
+  localEngine?: LocalEngine;
   render(state: ViewState): void;
   fetch?: typeof fetch;
   pollMs?: number;
@@ -72,6 +87,22 @@ export class UiController {
   private tracker?: ProgressTracker;
   /** The bridge's reports for this run's jobs, in order. */
   private reports: JobReport[] = [];
+  /** What ran in this window in this run ("realesr-general-x4v3 · in this browser (wasm, 1 thread)"). */
+  private localRan?: string;
+  private modelMirrors?: string[];
+  private readonly storedWaiting = new Map<number, (bytes: Uint8Array | undefined) => void>();
+  private nextStoredId = 1;
+
+  /** Verified model files, kept by the main thread in figma.clientStorage (this iframe has no storage). */
+  readonly modelCache: ModelCache = {
+    get: (key) =>
+      new Promise((resolve) => {
+        const requestId = this.nextStoredId++;
+        this.storedWaiting.set(requestId, resolve);
+        this.options.post({ type: 'stored-get', requestId, key });
+      }),
+    set: async (key, bytes) => this.options.post({ type: 'stored-set', key, bytes }),
+  };
 
   constructor(private readonly options: UiControllerOptions) {}
 
@@ -84,6 +115,7 @@ export class UiController {
     switch (message.type) {
       case 'init':
         this.client = new BridgeClient({ baseUrl: message.bridgeUrl, token: message.token ?? undefined, fetch: this.options.fetch, pollMs: this.options.pollMs });
+        this.modelMirrors = message.modelMirrors;
         this.update({ selection: message.selection });
         void this.connect();
         return;
@@ -96,8 +128,14 @@ export class UiController {
       case 'job':
         void this.runJob(message.job);
         return;
+      case 'stored': {
+        const resolve = this.storedWaiting.get(message.requestId);
+        this.storedWaiting.delete(message.requestId);
+        resolve?.(message.bytes ?? undefined);
+        return;
+      }
       case 'finished': {
-        const ran = describeRun(this.reports);
+        const ran = this.localRan ?? describeRun(this.reports);
         this.endRun({ kind: 'done', text: message.outcome.summary, notes: message.outcome.notes, ...(ran ? { ran } : {}) });
         return;
       }
@@ -150,8 +188,39 @@ export class UiController {
     const { maxOutputSide, maxOutputPixels, maxInputPixels } = this.limits;
     this.tracker = undefined;
     this.reports = [];
+    this.localRan = undefined;
     this.update({ busy: true, outcome: undefined, progress: undefined, status: 'Starting…' });
     this.options.post({ type: 'run', request: { action, ...options, limits: { maxOutputSide, maxOutputPixels, maxInputPixels } } });
+  }
+
+  /** Whether "Upscale here" is offered: an engine in this window, and no bridge to use. */
+  get canRunHere(): boolean {
+    const state = this.state.connection.state;
+    return !!this.options.localEngine && (state === 'bridge-down' || state === 'pairing');
+  }
+
+  /**
+   * "Upscale here (slower, fast model)": the same actions, planned by the main thread exactly as
+   * for the bridge (same nodes, same paints, one undo step), with the in-window engine's limits:
+   * 4x of at most 1024 px a side, so the result always fits Figma's 4096 px.
+   */
+  runHere(action: Action, includeChildren: boolean): void {
+    if (this.state.busy || !this.canRunHere) return;
+    const side = BROWSER_ENGINE.maxInputSide;
+    this.tracker = undefined;
+    this.reports = [];
+    this.localRan = undefined;
+    this.update({ busy: true, outcome: undefined, progress: undefined, status: 'Starting…' });
+    this.options.post({
+      type: 'run',
+      request: {
+        action,
+        engine: 'browser',
+        scale: BROWSER_ENGINE.scale,
+        includeChildren,
+        limits: { maxOutputSide: Math.min(FIGMA_MAX_IMAGE_SIDE, side * BROWSER_ENGINE.scale), maxOutputPixels: (side * BROWSER_ENGINE.scale) ** 2, maxInputPixels: side * side },
+      },
+    });
   }
 
   /** Stops the job on the bridge and tells the main thread, which then changes nothing. */
@@ -163,6 +232,7 @@ export class UiController {
   }
 
   private async runJob(job: UpscaleJob): Promise<void> {
+    if (job.engine === 'browser') return this.runJobHere(job);
     const client = this.requireClient();
     if (job.index === 1 || !this.tracker) this.tracker = new ProgressTracker(job.count, this.options.now);
     else this.tracker.nextStep();
@@ -188,6 +258,34 @@ export class UiController {
       // The main thread reports the failed run (notify included); here only the connection changes.
       if (code(error) === 'UPB_UNAUTHORIZED') this.forgetToken(message(error), false);
       if (code(error) === 'UPB_BRIDGE_UNREACHABLE') this.bridgeDown(error, false);
+    } finally {
+      if (this.abort === abort) this.abort = undefined;
+    }
+  }
+
+  /** A job on the in-window engine: decode, the shared pipeline on onnxruntime-web, PNG back. */
+  private async runJobHere(job: UpscaleJob): Promise<void> {
+    const engine = this.options.localEngine;
+    if (job.index === 1 || !this.tracker) this.tracker = new ProgressTracker(job.count, this.options.now);
+    else this.tracker.nextStep();
+    const abort = new AbortController();
+    this.abort = abort;
+    this.update({ status: undefined, progress: { label: job.label, index: job.index, count: job.count, fraction: (job.index - 1) / job.count, text: 'Preparing the model in this window…' } });
+    try {
+      if (!engine) throw new UpbridgeError('UPB_INTERNAL', 'this window has no in-browser engine');
+      const hooks = {
+        signal: abort.signal,
+        onProgress: (done: number, total: number) => this.showProgress(job, { done, total, state: 'running' }),
+        onStep: (text: string) => this.setProgressText(text),
+      };
+      const out = await engine.upscale({ bytes: job.bytes, contentType: job.contentType, scale: job.scale, mirrors: this.modelMirrors, cache: this.modelCache }, hooks);
+      this.localRan = `${out.model} · in this browser (${out.provider}${out.provider === 'wasm' ? `, ${out.threads} thread${out.threads === 1 ? '' : 's'}` : ''})`;
+      const { width, height } = out.pixels;
+      this.setProgressText('Encoding the result…');
+      const pieces = job.output.kind === 'image' ? [{ bytes: encodePng(out.pixels), x: 0, y: 0, width, height }] : cutIntoPngTiles(out.pixels, job.output.maxSide);
+      this.options.post({ type: 'job-done', id: job.id, width, height, pieces });
+    } catch (error) {
+      this.options.post({ type: 'job-failed', id: job.id, error: errorInfo(error) });
     } finally {
       if (this.abort === abort) this.abort = undefined;
     }

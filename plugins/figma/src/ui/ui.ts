@@ -6,7 +6,11 @@
 import { Mode, MODES } from '../../../shared/bridge-client';
 import { creativityText, MODE_DESCRIPTIONS, SLIDER_START } from '../../../shared/modes';
 import type { MainToUi, UiToMain } from '../common/messages';
+import { browserEngine, OrtWasmPins } from './browser-engine';
 import { RunOptions, UiController, ViewState } from './controller';
+
+/** Put in at build time (scripts/build-figma.mjs): the sha256 of onnxruntime-web's .wasm files. */
+declare const UPBRIDGE_ORT_PINS: OrtWasmPins | undefined;
 
 function $<T extends HTMLElement>(id: string): T {
   const el = document.getElementById(id);
@@ -46,6 +50,9 @@ const el = {
   outcomeText: $<HTMLParagraphElement>('outcome-text'),
   outcomeRan: $<HTMLParagraphElement>('outcome-ran'),
   outcomeNotes: $<HTMLUListElement>('outcome-notes'),
+  local: $<HTMLElement>('local'),
+  localSelection: $<HTMLParagraphElement>('local-selection'),
+  here: $<HTMLButtonElement>('here'),
 };
 
 const CONNECTION_TEXT = { connecting: 'Connecting…', 'bridge-down': 'Bridge not running', pairing: 'Not paired', ready: 'Connected' } as const;
@@ -78,6 +85,9 @@ function render(state: ViewState): void {
   el.selection.textContent =
     layers === 0 ? 'Nothing selected' : `${layers} layer${layers === 1 ? '' : 's'} selected · ${imageFills} image fill${imageFills === 1 ? '' : 's'}`;
   el.fills.disabled = state.busy || imageFills === 0;
+  el.local.hidden = !controller.canRunHere;
+  el.localSelection.textContent = el.selection.textContent;
+  el.here.disabled = state.busy || imageFills === 0;
   el.frames.disabled = state.busy || layers === 0;
 
   el.status.hidden = !state.status;
@@ -102,7 +112,11 @@ function render(state: ViewState): void {
   }
 }
 
-const controller = new UiController({ post: (message: UiToMain) => parent.postMessage({ pluginMessage: message }, '*'), render });
+const controller: UiController = new UiController({
+  post: (message: UiToMain) => parent.postMessage({ pluginMessage: message }, '*'),
+  render: (state) => render(state),
+  ...(typeof UPBRIDGE_ORT_PINS !== 'undefined' && UPBRIDGE_ORT_PINS ? { localEngine: browserEngine(UPBRIDGE_ORT_PINS) } : {}),
+});
 
 window.addEventListener('message', (event: MessageEvent<{ pluginMessage?: MainToUi }>) => {
   const message = event.data?.pluginMessage;
@@ -161,6 +175,7 @@ function runOptions(): RunOptions {
 el.fills.addEventListener('click', () => controller.run('fills', runOptions()));
 el.frames.addEventListener('click', () => controller.run('frames', runOptions()));
 el.cancel.addEventListener('click', () => controller.cancel());
+el.here.addEventListener('click', () => controller.runHere('fills', el.children.checked));
 
 modeChanged();
 render(controller.state);
