@@ -341,13 +341,16 @@ async function runPass(source: Raster, sourceChannels: number[], target: Raster 
   // instead of failing again.
   let failedArea = Infinity;
 
-  /** Infers a window; when the runtime runs out of memory, infers its halves (with context) instead. */
-  const inferWindow = async (x0: number, y0: number, width: number, height: number): Promise<TileTensor> => {
+  /**
+   * Infers a window (its pixels already read, when `pixels` is given); when the runtime runs out
+   * of memory, infers its halves (with context) instead.
+   */
+  const inferWindow = async (x0: number, y0: number, width: number, height: number, pixels?: TileTensor): Promise<TileTensor> => {
     checkCancelled();
     let result: TileTensor;
     try {
       if (width * height >= failedArea && (shrinks(width) || shrinks(height))) throw new Error('out of memory (a window this large failed before)');
-      result = await runner.run(readWindow(source, sourceChannels, x0, y0, width, height));
+      result = await runner.run(pixels ?? readWindow(source, sourceChannels, x0, y0, width, height));
     } catch (e) {
       if (isUpbridgeError(e)) throw e;
       if (!isOutOfMemory(e)) throw new UpbridgeError('UPB_INFERENCE', `inference failed on a ${width}×${height} tile: ${e instanceof Error ? e.message : String(e)}`);
@@ -396,14 +399,38 @@ async function runPass(source: Raster, sourceChannels: number[], target: Raster 
     ];
   };
 
+  // The windows in raster order: each core, read with `overlap` of context between tiles and
+  // always `pad` (BORDER_PAD_PX) of mirrored padding at the image border; windows never reach past
+  // it, so every run sees the same border, whatever its overlap or tiling. A window below the
+  // model's minimum grows to it: back into the image first, then into mirrored pixels past it
+  // (images smaller than the minimum). Only the core is kept.
+  const windows: { row: number; col: number; left: number; top: number; width: number; height: number }[] = [];
+  for (let row = 0; row < rows; row++) {
+    for (let col = 0; col < cols; col++) {
+      const x0 = xPlan.boundaries[col];
+      const x1 = xPlan.boundaries[col + 1];
+      const y0 = yPlan.boundaries[row];
+      const y1 = yPlan.boundaries[row + 1];
+      let left = x0 === 0 ? -pad : Math.max(x0 - overlap, -pad);
+      let top = y0 === 0 ? -pad : Math.max(y0 - overlap, -pad);
+      let right = x1 === source.width ? source.width + pad : Math.min(x1 + overlap, source.width + pad);
+      let bottom = y1 === source.height ? source.height + pad : Math.min(y1 + overlap, source.height + pad);
+      left = Math.max(-pad, Math.min(left, right - minWindow));
+      top = Math.max(-pad, Math.min(top, bottom - minWindow));
+      right = Math.max(right, left + minWindow);
+      bottom = Math.max(bottom, top + minWindow);
+      windows.push({ row, col, left, top, width: right - left, height: bottom - top });
+    }
+  }
+
   let band = new Float32Array(0);
   let bandStart = 0;
   let bandRows = 0;
-  for (let row = 0; row < rows; row++) {
+  let bandPlane = 0;
+
+  /** Starts a tile row's band: float sums for the rows it touches, the previous row's ramp carried over. */
+  const startBand = (row: number) => {
     const { start: rowStart, weights: wy } = yWeights[row];
-    const rowEnd = rowStart + wy.length;
-    // A band holds float sums only for the rows this tile row touches; rows carried over from the
-    // previous tile row are its blend ramp.
     const next = new Float32Array(3 * wy.length * outW);
     const carried = Math.max(0, bandStart + bandRows - rowStart);
     for (let c = 0; c < 3; c++) {
@@ -413,56 +440,80 @@ async function runPass(source: Raster, sourceChannels: number[], target: Raster 
     band = next;
     bandStart = rowStart;
     bandRows = wy.length;
-    const bandPlane = bandRows * outW;
+    bandPlane = bandRows * outW;
+  };
 
-    for (let col = 0; col < cols; col++) {
-      const x0 = xPlan.boundaries[col];
-      const x1 = xPlan.boundaries[col + 1];
-      const y0 = yPlan.boundaries[row];
-      const y1 = yPlan.boundaries[row + 1];
-      // Context between tiles is `overlap`; at the image border always `pad` (BORDER_PAD_PX) of mirrored
-      // padding, and windows never reach past it: every run sees the same border, whatever its
-      // overlap or tiling.
-      let left = x0 === 0 ? -pad : Math.max(x0 - overlap, -pad);
-      let top = y0 === 0 ? -pad : Math.max(y0 - overlap, -pad);
-      let right = x1 === source.width ? source.width + pad : Math.min(x1 + overlap, source.width + pad);
-      let bottom = y1 === source.height ? source.height + pad : Math.min(y1 + overlap, source.height + pad);
-      // A window below the model's minimum grows to it: back into the image first, then into
-      // mirrored pixels past it (images smaller than the minimum). Only the core is kept.
-      left = Math.max(-pad, Math.min(left, right - minWindow));
-      top = Math.max(-pad, Math.min(top, bottom - minWindow));
-      right = Math.max(right, left + minWindow);
-      bottom = Math.max(bottom, top + minWindow);
-      const out = await inferWindow(left, top, right - left, bottom - top);
-      const winX0 = left * scale;
-      const winY0 = top * scale;
-      const { start: colStart, weights: wx } = xWeights[col];
-      const outPlane = out.width * out.height;
-      for (let Y = rowStart; Y < rowEnd; Y++) {
-        const wyv = wy[Y - rowStart];
-        if (wyv === 0) continue;
-        const srcRow = (Y - winY0) * out.width - winX0;
-        const dstRow = (Y - bandStart) * outW;
-        for (let X = colStart; X < colStart + wx.length; X++) {
-          const w = wyv * wx[X - colStart];
-          if (w === 0) continue;
-          const s = srcRow + X;
-          const d = dstRow + X;
-          band[d] += w * out.data[s];
-          band[bandPlane + d] += w * out.data[outPlane + s];
-          band[2 * bandPlane + d] += w * out.data[2 * outPlane + s];
-        }
+  const blend = (out: TileTensor, w: (typeof windows)[number]) => {
+    const { start: rowStart, weights: wy } = yWeights[w.row];
+    const rowEnd = rowStart + wy.length;
+    const winX0 = w.left * scale;
+    const winY0 = w.top * scale;
+    const { start: colStart, weights: wx } = xWeights[w.col];
+    const outPlane = out.width * out.height;
+    for (let Y = rowStart; Y < rowEnd; Y++) {
+      const wyv = wy[Y - rowStart];
+      if (wyv === 0) continue;
+      const srcRow = (Y - winY0) * out.width - winX0;
+      const dstRow = (Y - bandStart) * outW;
+      for (let X = colStart; X < colStart + wx.length; X++) {
+        const weight = wyv * wx[X - colStart];
+        if (weight === 0) continue;
+        const s = srcRow + X;
+        const d = dstRow + X;
+        band[d] += weight * out.data[s];
+        band[bandPlane + d] += weight * out.data[outPlane + s];
+        band[2 * bandPlane + d] += weight * out.data[2 * outPlane + s];
       }
-      tick();
     }
+  };
+
+  const finishRow = async (row: number) => {
+    const rowStart = yWeights[row].start;
     const finalEnd = row + 1 < rows ? yWeights[row + 1].start : target.height;
     if (isRowTarget(target)) {
       // Streaming: the finished rows go out in a raster of their own, then are let go.
-      const rows = createRaster(outW, finalEnd - rowStart, target.channels, target.depth);
-      writeRows(band, bandStart, bandRows, rowStart, finalEnd, rows, targetChannels, rowStart);
-      await target.write(rows, rowStart);
+      const finished = createRaster(outW, finalEnd - rowStart, target.channels, target.depth);
+      writeRows(band, bandStart, bandRows, rowStart, finalEnd, finished, targetChannels, rowStart);
+      await target.write(finished, rowStart);
     } else {
       writeRows(band, bandStart, bandRows, rowStart, finalEnd, target, targetChannels, 0);
+    }
+  };
+
+  // Pipelined, one window in flight: while the runtime infers window i (in its own thread, see
+  // core/node/ort-worker-session.ts), this thread reads window i + 1, then, once i + 1 is running,
+  // blends window i and hands finished rows on. The order of every float operation is the same as
+  // one window at a time, so the pixels are too.
+  const start = (i: number, pixels?: TileTensor) => {
+    const w = windows[i];
+    const p = inferWindow(w.left, w.top, w.width, w.height, pixels);
+    // Marked handled now: it may fail while this thread awaits a sink; it is awaited below.
+    p.catch(() => undefined);
+    return p;
+  };
+  let inflight: Promise<TileTensor> | undefined = start(0);
+  for (let i = 0; i < windows.length; i++) {
+    const w = windows[i];
+    let out: TileTensor;
+    let nextTile: TileTensor | undefined;
+    try {
+      if (i + 1 < windows.length) {
+        const n = windows[i + 1];
+        nextTile = readWindow(source, sourceChannels, n.left, n.top, n.width, n.height);
+      }
+    } finally {
+      out = await (inflight as Promise<TileTensor>);
+    }
+    inflight = i + 1 < windows.length ? start(i + 1, nextTile) : undefined;
+    try {
+      if (w.col === 0) startBand(w.row);
+      blend(out, w);
+      tick();
+      if (w.col === cols - 1) await finishRow(w.row);
+    } catch (e) {
+      // Never leave a run going on a session the next job will use.
+      await inflight?.catch(() => undefined);
+      throw e;
     }
   }
 }

@@ -2,6 +2,7 @@ import * as os from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { UpbridgeError } from '../errors';
 import { InferenceRunner, isOutOfMemory, TileTensor } from '../session';
+import { openWorkerSession } from './ort-worker-session';
 import { parseProvider, processProviders, ProviderChoice, ProviderFailure, ProviderName, ProviderSelector, shortReason } from './providers';
 
 /** What a runner needs from a session: onnxruntime-node's, or a test's stand-in. */
@@ -38,7 +39,7 @@ export interface OrtRunnerOptions {
   provider?: ProviderChoice;
   /** Probes, failures and the fallback line (default: the process's, shared by every session). */
   selector?: ProviderSelector;
-  /** How a session is opened on one provider (default: `openOrtSession`). A test seam. */
+  /** How a session is opened on one provider (default: `openWorkerSession`, in a worker thread). A test seam. */
   openSession?: (onnxPath: string, provider: ProviderName) => Promise<OrtSessionLike>;
   /**
    * The model file GPU providers open instead (the fp16 variant), made only if a GPU provider is
@@ -124,11 +125,11 @@ const sessions = new Map<string, Promise<FallbackRunner>>();
 export function ortRunner(onnxPath: string, options: OrtRunnerOptions = {}): Promise<InferenceRunner> {
   const choice = options.provider ?? parseProvider(undefined);
   // Seams make a private runner: a test's stand-in sessions never enter the process's cache.
-  if (options.selector || options.openSession) return createRunner(onnxPath, choice, options.selector ?? processProviders, options.openSession ?? openOrtSession, options.gpuModelPath);
+  if (options.selector || options.openSession) return createRunner(onnxPath, choice, options.selector ?? processProviders, options.openSession ?? openWorkerSession, options.gpuModelPath);
   const key = `${onnxPath}|${choice}|${options.gpuModelPath ? 'gpu-variant' : 'same'}`;
   let pending = sessions.get(key);
   if (!pending) {
-    pending = createRunner(onnxPath, choice, processProviders, openOrtSession, options.gpuModelPath);
+    pending = createRunner(onnxPath, choice, processProviders, openWorkerSession, options.gpuModelPath);
     sessions.set(key, pending);
     pending.catch(() => sessions.delete(key));
   }
