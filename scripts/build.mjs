@@ -1,6 +1,7 @@
 // Bundles the CLI with esbuild. Native and large runtime packages stay external: they are
 // dependencies, loaded from node_modules at run time. Also builds the bridge's web page into
 // dist/page/ (the server serves index.html at / and page.js at /page.js).
+import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { build } from 'esbuild';
 
@@ -14,12 +15,21 @@ await build({
   target: 'node20',
   format: 'cjs',
   sourcemap: true,
-  external: ['sharp', 'onnxruntime-node', 'pacote'],
+  external: ['sharp', 'onnxruntime-node', 'onnxruntime-web', 'pacote'],
   logLevel: 'warning',
   define: { UPBRIDGE_VERSION: JSON.stringify(version) },
 });
 
+// The page's "in this browser" engine checks the .wasm files the bridge serves against these.
+const ortDist = 'node_modules/onnxruntime-web/dist';
+const ortPins = {
+  version: JSON.parse(readFileSync('node_modules/onnxruntime-web/package.json', 'utf8')).version,
+  wasm: createHash('sha256').update(readFileSync(`${ortDist}/ort-wasm-simd-threaded.wasm`)).digest('hex'),
+  webgpu: createHash('sha256').update(readFileSync(`${ortDist}/ort-wasm-simd-threaded.asyncify.wasm`)).digest('hex'),
+};
+
 await build({
+  define: { UPBRIDGE_ORT_PINS: JSON.stringify(ortPins) },
   entryPoints: ['bridge-server/page/page.ts'],
   outfile: 'dist/page/page.js',
   bundle: true,

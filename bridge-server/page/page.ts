@@ -5,7 +5,10 @@
  * over the result.
  * Plain DOM; bundled by scripts/build.mjs into dist/page/page.js (iife, es2020).
  */
-export {};
+import { psnr } from '../../core/metrics';
+import { decodeImageBytes, drawRaster } from '../../core/web/canvas-raster';
+import { checkWebInput } from '../../core/web/web-upscale';
+import { upscaleHere } from './browser-engine';
 
 const TOKEN_KEY = 'upbridge.token';
 /** The server replaces this in index.html; seeing it means the page was not served by upbridge. */
@@ -140,7 +143,11 @@ const ui = {
   split: $<HTMLInputElement>('split'),
   resultInfo: $<HTMLSpanElement>('result-info'),
   download: $<HTMLAnchorElement>('download'),
+  inBrowser: $<HTMLInputElement>('in-browser'),
 };
+
+type EngineName = 'bridge' | 'browser';
+const ENGINE_LABEL: Record<EngineName, string> = { bridge: "the bridge's", browser: "this browser's" };
 
 const state = {
   token: readToken(),
@@ -154,6 +161,10 @@ const state = {
   busy: false,
   /** Creativity is sent only once the user has moved the slider for the current mode. */
   creativityMoved: false,
+  /** Stops a run in this browser (the bridge's runs are cancelled by id). */
+  localAbort: null as AbortController | null,
+  /** Each engine's last result (PNG), so the two can be compared on the same image. */
+  lastResults: new Map<EngineName, { file: File; blob: Blob }>(),
 };
 
 // ---------------------------------------------------------------- token and pairing
@@ -241,12 +252,15 @@ function clearError(): void {
 
 function refreshControls(): void {
   ui.upscale.disabled = !state.paired || !state.file || state.busy;
-  ui.cancel.disabled = !state.busy || !state.jobId;
+  ui.cancel.disabled = !state.busy || (!state.jobId && !state.localAbort);
+  // In this browser only the fast model runs, at 4x, alone: the bridge's choices do not apply.
+  const here = ui.inBrowser.checked;
   // A mode picks its models by content, so the model choice only applies without one.
-  ui.model.disabled = !state.paired || state.busy || modeValue() !== '';
-  ui.creativity.disabled = state.busy || modeValue() === '';
+  ui.model.disabled = !state.paired || state.busy || modeValue() !== '' || here;
+  ui.creativity.disabled = state.busy || modeValue() === '' || here;
   ui.creativityReset.disabled = state.busy;
-  for (const el of [ui.mode, ui.scale, ui.scaleCustom, ui.tile, ui.overlap, ui.tta, ui.content, ui.map, ui.file]) el.disabled = state.busy;
+  for (const el of [ui.tile, ui.overlap, ui.file, ui.inBrowser]) el.disabled = state.busy;
+  for (const el of [ui.mode, ui.scale, ui.scaleCustom, ui.tta, ui.content, ui.map]) el.disabled = state.busy || here;
 }
 
 function formatSeconds(s: number): string {
@@ -461,6 +475,7 @@ async function upscale(): Promise<void> {
   clearError();
   const contentType = contentTypeOf(file);
   if (!contentType) throw new Error(`${file.name} is not a PNG, JPEG, WebP or TIFF image.`);
+  if (ui.inBrowser.checked) return upscaleInThisBrowser(file, contentType);
   const query = jobQuery();
   const scale = scaleValue();
 
@@ -509,7 +524,7 @@ async function upscale(): Promise<void> {
     const status = (await (await api(jobPath)).json()) as JobStatus;
     const blob = await (await api(`${jobPath}/result?format=png`)).blob();
     const mapBlob = status.result.map ? await (await api(`${jobPath}/map?format=png`)).blob() : undefined;
-    await showResult(file, blob, scale, status);
+    await showResult(file, blob, scale, status, 'bridge', 'the bridge (onnxruntime-node)');
     if (mapBlob) {
       try {
         await showMap(mapBlob, ui.after.naturalWidth, ui.after.naturalHeight, status.report?.map);
@@ -534,7 +549,66 @@ async function upscale(): Promise<void> {
   }
 }
 
+/** Tile size and overlap as typed, or undefined for the model's default (validated like the bridge's). */
+function tilingValues(): { tile?: number; overlap?: number } {
+  const q = new URLSearchParams(jobQuery());
+  return { ...(q.has('tile') ? { tile: Number(q.get('tile')) } : {}), ...(q.has('overlap') ? { overlap: Number(q.get('overlap')) } : {}) };
+}
+
+/** "In this browser": the same image through core/web (onnxruntime-web) on this page's own CPU or GPU. */
+async function upscaleInThisBrowser(file: File, contentType: string): Promise<void> {
+  const tiling = tilingValues();
+  const input = await decodeImageBytes(new Uint8Array(await file.arrayBuffer()), contentType);
+  checkWebInput(input.width, input.height);
+  const abort = new AbortController();
+  state.busy = true;
+  state.localAbort = abort;
+  refreshControls();
+  ui.progressBox.hidden = false;
+  ui.progress.dataset.state = 'running';
+  const t0 = performance.now();
+  let startedAt = t0;
+  try {
+    const run = await upscaleHere(input, {
+      ...tiling,
+      signal: abort.signal,
+      onStep: setIndeterminate,
+      onProgress: (done, total) => {
+        if (done === 0) startedAt = performance.now();
+        showProgress(done, total, startedAt);
+      },
+    });
+    setIndeterminate('Encoding the result…');
+    const canvas = document.createElement('canvas');
+    drawRaster(canvas, run.raster);
+    const blob = await new Promise<Blob>((resolve, reject) => canvas.toBlob((b) => (b ? resolve(b) : reject(new Error('this browser could not encode the result as PNG'))), 'image/png'));
+    await showResult(file, blob, 4, { id: '', model: run.model, result: { available: true, width: run.raster.width, height: run.raster.height, map: false } }, 'browser', `this browser (onnxruntime-web: ${run.engine})`);
+    ui.progress.value = ui.progress.max;
+    ui.progress.dataset.state = 'done';
+    ui.progressText.textContent = `Done in ${formatSeconds((performance.now() - t0) / 1000)}.`;
+  } catch (e) {
+    const cancelled = (e as { code?: string }).code === 'UPB_CANCELLED';
+    ui.progress.dataset.state = cancelled ? 'cancelled' : 'failed';
+    ui.progress.value = 0;
+    ui.progressText.textContent = cancelled ? 'Cancelled.' : 'Failed.';
+    if (!cancelled) {
+      ui.progressBox.hidden = true;
+      throw e;
+    }
+  } finally {
+    state.busy = false;
+    state.localAbort = null;
+    refreshControls();
+  }
+}
+
 async function cancel(): Promise<void> {
+  if (state.localAbort) {
+    ui.cancel.disabled = true;
+    setIndeterminate('Cancelling…');
+    state.localAbort.abort();
+    return;
+  }
   if (!state.jobId) return;
   ui.cancel.disabled = true;
   setIndeterminate('Cancelling…');
@@ -551,7 +625,7 @@ function loaded(img: HTMLImageElement, src: string): Promise<boolean> {
   });
 }
 
-async function showResult(file: File, blob: Blob, scale: number, status: JobStatus): Promise<void> {
+async function showResult(file: File, blob: Blob, scale: number, status: JobStatus, engine: EngineName, engineText: string): Promise<void> {
   if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
   state.resultUrl = URL.createObjectURL(blob);
   if (!(await loaded(ui.after, state.resultUrl))) throw new Error('The browser could not show the result image.');
@@ -568,9 +642,25 @@ async function showResult(file: File, blob: Blob, scale: number, status: JobStat
   ui.download.textContent = `Download ${ui.download.download}`;
   ui.resultInfo.textContent = `${width} × ${height} px · ${formatBytes(blob.size)}${beforeShown ? '' : ' · this browser cannot show the original for comparison'}`;
   hideMap();
-  showReport(status);
+  state.lastResults.set(engine, { file, blob });
+  showReport(status, [['Engine', engineText, 'engine'], ...(await comparison(file, engine))]);
   ui.result.hidden = false;
   setSplit();
+}
+
+/**
+ * The other engine's last result on this same file, against this one: PSNR over every sample (8-bit),
+ * so the two engines can be compared on one image. Nothing when there is none or the sizes differ.
+ */
+async function comparison(file: File, engine: EngineName): Promise<[string, string, string][]> {
+  const other: EngineName = engine === 'bridge' ? 'browser' : 'bridge';
+  const mine = state.lastResults.get(engine);
+  const theirs = state.lastResults.get(other);
+  if (!mine || !theirs || theirs.file !== file) return [];
+  const [a, b] = await Promise.all([mine, theirs].map(async (r) => decodeImageBytes(new Uint8Array(await r.blob.arrayBuffer()), 'image/png')));
+  if (a.width !== b.width || a.height !== b.height || a.channels !== b.channels) return [];
+  const { db } = psnr(a.data, b.data, 255);
+  return [[`Against ${ENGINE_LABEL[other]} result`, Number.isFinite(db) ? `PSNR ${db.toFixed(2)} dB` : 'identical pixels', 'engine-psnr']];
 }
 
 function setSplit(): void {
@@ -586,9 +676,9 @@ function formatLrPsnr(db: number): string {
   return db >= 100 ? '100 dB (identical)' : `${db.toFixed(2)} dB`;
 }
 
-function showReport(status: JobStatus): void {
+function showReport(status: JobStatus, extra: [string, string, string?][] = []): void {
   const report = status.report;
-  const rows: [string, string, string?][] = [];
+  const rows: [string, string, string?][] = [...extra];
   if (report) {
     rows.push(['Mode', report.mode ?? 'none (the model alone)']);
     const models = (['result', 'fidelity', 'creative'] as const).filter((role) => report.models[role]).map((role) => (role === 'result' ? report.models[role]! : `${role}: ${report.models[role]}`));
@@ -737,6 +827,7 @@ ui.form.addEventListener('submit', (e) => {
   guard(upscale)();
 });
 ui.cancel.addEventListener('click', guard(cancel));
+ui.inBrowser.addEventListener('change', refreshControls);
 
 async function start(): Promise<void> {
   showMode();

@@ -79,7 +79,7 @@ async function webGpuAdapter(): Promise<{ adapter?: { features: { has(name: stri
   if (!gpu) return { reason: 'this browser has no WebGPU (navigator.gpu is missing)' };
   try {
     const adapter = await gpu.requestAdapter();
-    return adapter ? { adapter } : { reason: 'WebGPU gave no adapter' };
+    return adapter ? { adapter } : { reason: 'no WebGPU adapter' };
   } catch (e) {
     return { reason: `WebGPU adapter request failed: ${messageOf(e)}` };
   }
