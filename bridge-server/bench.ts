@@ -11,6 +11,7 @@ import { InferenceRunner, TileTensor } from '../core/session';
 import { upscaleRaster, windowConventions } from '../core/upscale';
 import { decodeImage, sharpResampler } from '../core/node/image-io';
 import { ModelStore } from '../core/node/model-store';
+import type { BrowserBenchResult } from './bench-browser';
 import { ortRunner } from '../core/node/ort-session';
 
 /**
@@ -277,6 +278,8 @@ export interface BenchSuiteOptions {
   peerSize: number;
   /** Input side for UpscalerJS (pure-JS TF.js is slow) and ours beside it. */
   tfjsSize: number;
+  /** Input side for the in-browser engine (wasm in headless Chromium) and onnxruntime-node beside it; 0 or absent skips it. */
+  browserSize?: number;
 }
 
 /** Runs `upbridge <args>` in a child process and returns its last stdout line as JSON. */
@@ -298,6 +301,8 @@ export async function runBenchSuite(options: BenchSuiteOptions, runChild: RunChi
   const target = targetResult && { ...targetResult, goalFractionOfPracticalPeak: TARGET.fractionOfPracticalPeak, meetsGoal: (targetResult.fractionOfPracticalPeak ?? 0) >= TARGET.fractionOfPracticalPeak };
   const bridge = options.bridgeSize > 0 ? runChild(['bench-bridge', '--size', String(options.bridgeSize)]) : undefined;
   const peers = options.peers ? runPeers(options, runChild) : undefined;
+  // The in-browser engine (issue 10): onnxruntime-web in headless Chromium beside onnxruntime-node, and the download sizes.
+  const browser: BrowserBenchResult | undefined = options.browserSize ? runChild(['bench-browser', '--size', String(options.browserSize)]) : undefined;
   return {
     machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, loadAverage: { before: loadBefore, after: os.loadavg().map((l) => round(l, 2)) } },
     fmaPeak,
@@ -306,6 +311,7 @@ export async function runBenchSuite(options: BenchSuiteOptions, runChild: RunChi
     target,
     bridge,
     peers,
+    browser,
   };
 }
 
@@ -347,6 +353,16 @@ export function formatBenchReport(report: BenchReport): string {
   for (const r of report.results) lines.push(modelLine(r));
   if (report.target) lines.push(`target (x4plus ${report.target.input} at 4x, ≥ ${percent(report.target.goalFractionOfPracticalPeak)} of practical peak: ${report.target.meetsGoal ? 'met' : 'not met'}):\n  ${modelLine(report.target)}`);
   if (report.bridge) lines.push(`bridge: ${report.bridge.input} at 4x, ${report.bridge.clientSeconds} s at the client, ${report.bridge.jobRunSeconds} s in the pipeline: overhead ${(report.bridge.bridgeOverheadFraction * 100).toFixed(2)}%`);
+  const web = report.browser;
+  if (web) {
+    const mb = (n?: number) => (n === undefined ? '–' : `${(n / 1e6).toFixed(2)} MB`);
+    const engine = (r: { outputMegapixelsPerSecond: number; seconds: number; threads: number; firstRunSeconds: number; psnrAgainstNodeDb: number }, name: string) =>
+      `${name} ${r.outputMegapixelsPerSecond} MP/s (${r.seconds} s; first run ${r.firstRunSeconds} s; ${r.threads} thread${r.threads === 1 ? '' : 's'}; ${r.psnrAgainstNodeDb} dB against Node)`;
+    const runs = 'skipped' in web ? `skipped (${web.skipped})` : [web.wasm ? engine(web.wasm, 'wasm') : undefined, 'ran' in web.webgpu ? `webgpu not run (${web.webgpu.reason})` : engine(web.webgpu, 'webgpu')].filter(Boolean).join('; ');
+    lines.push(`in the browser (${web.model} ${web.input} at 4x, tile ${web.tile}): onnxruntime-node ${web.node.provider} ${web.node.outputMegapixelsPerSecond} MP/s (${web.node.seconds} s); ${runs}`);
+    const s = web.sizes;
+    lines.push(`  downloads: Figma plugin ${mb(s.figmaPluginBytes)} (ui.html ${mb(s.figmaUiHtmlBytes)}), ORT wasm ${mb(s.ortWasmBytes)} (WebGPU build ${mb(s.ortWebGpuWasmBytes)}), model ${mb(s.modelFp32OnnxBytes)} fp32 / ${mb(s.modelFp16OnnxBytes)} fp16`);
+  }
   for (const p of report.peers ?? []) {
     lines.push(
       p.peer.skipped

@@ -16,6 +16,7 @@ import { benchImage, formatBenchReport, runBenchmark, runBenchSuite, runPeakBenc
 import { runNcnnPeer, runUpscalerJsPeer } from './bench-peers';
 import { formatDoctor, runDoctor } from './doctor';
 import { runBridgeBenchmark } from './bench-bridge';
+import { runBrowserBenchmark } from './bench-browser';
 import { DEFAULT_PORT, serve } from './serve';
 import { TokenStore } from './tokens';
 import { registerModelCommands, withCustomModels } from './models-cli';
@@ -220,7 +221,8 @@ export function buildProgram(): Command {
     .option('--peers', 'also run realesrgan-ncnn-vulkan (lavapipe) and UpscalerJS on the same inputs')
     .option('--peer-size <px>', 'input size for the ncnn peer and ours beside it (x4v3: twice that)', '128')
     .option('--tfjs-size <px>', 'input size for UpscalerJS (pure-JS TF.js, slow) and ours beside it', '64')
-    .action(async (opts: { json?: boolean; size: string; models?: string; targetSize: string; bridgeSize: string; fmaPeak: boolean; peers?: boolean; peerSize: string; tfjsSize: string }) => {
+    .option('--browser-size <px>', 'input size (square) for the in-browser engine (wasm in headless Chromium) and onnxruntime-node beside it; 0 skips it', '128')
+    .action(async (opts: { json?: boolean; size: string; models?: string; targetSize: string; bridgeSize: string; fmaPeak: boolean; peers?: boolean; peerSize: string; tfjsSize: string; browserSize: string }) => {
       // The whole catalogue is 43 models and ~300 MB of downloads; by default, the models npm start prepares.
       const ids = opts.models === 'all' ? catalogue.models.map((m) => m.id) : opts.models ? opts.models.split(',') : startupModelIds();
       const runChild = (args: string[]) => {
@@ -231,10 +233,17 @@ export function buildProgram(): Command {
       };
       const size = (name: string, value: string) => integerInRange(name, value, 0, LIMITS.tile.max);
       const report = await runBenchSuite(
-        { size: size('size', opts.size), models: ids, targetSize: size('target-size', opts.targetSize), bridgeSize: size('bridge-size', opts.bridgeSize), fmaPeak: opts.fmaPeak, peers: opts.peers === true, peerSize: size('peer-size', opts.peerSize), tfjsSize: size('tfjs-size', opts.tfjsSize) },
+        { browserSize: size('browser-size', opts.browserSize), size: size('size', opts.size), models: ids, targetSize: size('target-size', opts.targetSize), bridgeSize: size('bridge-size', opts.bridgeSize), fmaPeak: opts.fmaPeak, peers: opts.peers === true, peerSize: size('peer-size', opts.peerSize), tfjsSize: size('tfjs-size', opts.tfjsSize) },
         runChild,
       );
       process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : formatBenchReport(report));
+    });
+
+  program
+    .command('bench-browser', { hidden: true })
+    .option('--size <px>', 'input size', '128')
+    .action(async (opts: { size: string }) => {
+      process.stdout.write(JSON.stringify(await runBrowserBenchmark(Number(opts.size), benchImage())) + '\n');
     });
 
   program

@@ -15,7 +15,7 @@ await build({
   target: 'node20',
   format: 'cjs',
   sourcemap: true,
-  external: ['sharp', 'onnxruntime-node', 'onnxruntime-web', 'pacote'],
+  external: ['sharp', 'onnxruntime-node', 'onnxruntime-web', 'pacote', 'playwright-core'],
   logLevel: 'warning',
   define: { UPBRIDGE_VERSION: JSON.stringify(version) },
 });
@@ -39,9 +39,21 @@ await build({
   logLevel: 'warning',
 });
 mkdirSync('dist/page', { recursive: true });
+
 for (const file of ['index.html', 'page.css']) {
   if (existsSync(`bridge-server/page/${file}`)) copyFileSync(`bridge-server/page/${file}`, `dist/page/${file}`);
 }
+
+// The browser half of `upbridge bench`'s browser section (bridge-server/bench-browser.ts serves it).
+await build({
+  entryPoints: ['bridge-server/bench-browser-page.ts'],
+  outfile: 'dist/bench-web/bench.js',
+  bundle: true,
+  platform: 'browser',
+  target: 'es2020',
+  format: 'iife',
+  logLevel: 'warning',
+});
 
 // The plugins: each has its own build script (bundle, copy static files, package).
 for (const plugin of ['photoshop', 'figma']) {
