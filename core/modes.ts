@@ -187,7 +187,7 @@ export function stageOptions(plan: UpscalePlan, model: ModelEntry, rawScale?: un
  * stageOptions, with the tile (and the overlap) the runner's autotuning picks for this input where
  * the request left them out. Runners without autotuning keep the model's defaults.
  */
-export async function tunedStageOptions(plan: UpscalePlan, model: ModelEntry, runner: InferenceRunner, input: { width: number; height: number }, signal?: AbortSignal): Promise<Omit<UpscaleOptions, 'signal' | 'onProgress'>> {
+export async function tunedStageOptions(plan: UpscalePlan, model: ModelEntry, runner: InferenceRunner, input: { width: number; height: number }, signal?: AbortSignal, memoryBudget?: number): Promise<Omit<UpscaleOptions, 'signal' | 'onProgress'>> {
   const options = stageOptions(plan, model);
   const tileGiven = given(plan.tile);
   const overlapGiven = given(plan.overlap);
@@ -198,6 +198,7 @@ export async function tunedStageOptions(plan: UpscalePlan, model: ModelEntry, ru
     scale: options.scale,
     ...(tileGiven ? { tile: options.tile } : {}),
     ...(overlapGiven ? { overlap: options.overlap } : {}),
+    ...(memoryBudget !== undefined ? { memoryBudget } : {}),
     signal,
   });
   return { ...options, tile: tuned.tile, overlap: tuned.overlap };

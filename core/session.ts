@@ -29,6 +29,8 @@ export interface AutotuneRequest {
   /** Set when the user chose them. */
   tile?: number;
   overlap?: number;
+  /** Bytes the tiling may hold at once (default: the runtime's own budget); a streamed huge output asks for less. */
+  memoryBudget?: number;
   signal?: AbortSignal;
 }
 

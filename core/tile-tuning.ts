@@ -89,7 +89,7 @@ export interface TilingRequest {
   /** Mirrored border the pipeline adds (0 for graphs that pad themselves) and the model's smallest window side. */
   borderPad: number;
   minWindow: number;
-  /** Bytes a window may use. */
+  /** Bytes the tiling may use at once: the largest window's inference and the float band of output rows it blends into. */
   memoryBudget: number;
 }
 
@@ -101,6 +101,8 @@ export interface TilingChoice {
   seconds: number;
   /** Estimated peak bytes of the largest window. */
   windowBytes: number;
+  /** Bytes of the largest float band (one tile row's output rows, 3 float32 planes: see runPass). */
+  bandBytes: number;
   /** Input pixels inferred ÷ image pixels (1 = no recomputed context or border). */
   inferredRatio: number;
   /** False when even the smallest tile's window exceeds the budget (the pipeline's out-of-memory split then takes over). */
@@ -133,12 +135,19 @@ function evaluate(request: TilingRequest, calibration: Pick<TileCalibration, 'by
   let maxArea = 0;
   let inferred = 0;
   let pixels = 0;
+  let bandBytes = 0;
   for (let k = 0; k < request.passes; k++) {
     const f = request.modelScale ** k;
     const w = request.width * f;
     const h = request.height * f;
     const xs = windowSides(w, tile, request.overlap, request.borderPad, request.minWindow);
     const ys = windowSides(h, tile, request.overlap, request.borderPad, request.minWindow);
+    // A band spans a tile row's core plus the blend ramps (half the overlap on each side), at output scale.
+    const { boundaries } = planAxis(h, tile, request.overlap, 1);
+    let tallest = 0;
+    for (let i = 0; i + 1 < boundaries.length; i++) tallest = Math.max(tallest, boundaries[i + 1] - boundaries[i]);
+    const bandRows = (tallest + (ys.length > 1 ? request.overlap : 0)) * request.modelScale;
+    bandBytes = Math.max(bandBytes, 12 * w * request.modelScale * bandRows);
     for (const y of ys) {
       for (const x of xs) {
         seconds += seconds1(x * y);
@@ -150,7 +159,7 @@ function evaluate(request: TilingRequest, calibration: Pick<TileCalibration, 'by
     pixels += w * h;
   }
   const windowBytes = calibration.bytesPerPixel * maxArea;
-  return { tile, windows, seconds, windowBytes, inferredRatio: inferred / pixels, fitsBudget: windowBytes <= request.memoryBudget };
+  return { tile, windows, seconds, windowBytes, bandBytes, inferredRatio: inferred / pixels, fitsBudget: windowBytes + bandBytes <= request.memoryBudget };
 }
 
 /** More tiles than this along a side never pay: their context would outweigh their cores. */
@@ -179,7 +188,7 @@ export function chooseTiling(request: TilingRequest, calibration: Pick<TileCalib
   let smallest: TilingChoice | undefined;
   for (const tile of [...candidates].sort((a, b) => b - a)) {
     const choice = evaluate(request, calibration, seconds1, tile);
-    if (!smallest || choice.windowBytes < smallest.windowBytes) smallest = choice;
+    if (!smallest || choice.windowBytes + choice.bandBytes < smallest.windowBytes + smallest.bandBytes) smallest = choice;
     if (!choice.fitsBudget) continue;
     if (!best || choice.seconds < best.seconds * (1 - 1e-9)) best = choice;
   }

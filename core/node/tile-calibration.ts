@@ -32,8 +32,9 @@ const CALIBRATION_TIMEOUT_MS = 180_000;
 const GRAPH_MEMORY_FACTOR = 4;
 
 /**
- * What one window may use: $UPBRIDGE_TILE_MEMORY_MIB, else a quarter of the machine's memory,
- * at most 8 GiB (the bridge also holds its queue's images; other apps hold the rest).
+ * What the tiling may hold at once (the largest window's inference and its float band of output
+ * rows): $UPBRIDGE_TILE_MEMORY_MIB, else a quarter of the machine's memory, at most 8 GiB (the
+ * bridge also holds its queue's images; other apps hold the rest).
  */
 export function tileMemoryBudget(env: NodeJS.ProcessEnv = process.env): number {
   if (env.UPBRIDGE_TILE_MEMORY_MIB) return integerInRange('UPBRIDGE_TILE_MEMORY_MIB', env.UPBRIDGE_TILE_MEMORY_MIB, 64, 1 << 20) * 2 ** 20;
@@ -215,7 +216,7 @@ export interface Autotuned {
  * memory budget; the overlap is the exact one (tiled = whole within 1/255) whenever the image
  * needs more than one window, measured on first need for models the catalogue has no figure for.
  */
-export async function autotune(target: CalibrationTarget, runner: InferenceRunner, request: AutotuneRequest, memoryBudget = tileMemoryBudget()): Promise<Autotuned> {
+export async function autotune(target: CalibrationTarget, runner: InferenceRunner, request: AutotuneRequest, memoryBudget = Math.min(tileMemoryBudget(), request.memoryBudget ?? Infinity)): Promise<Autotuned> {
   let calibration = await tileCalibration(target);
   const conventions = windowConventions(target.entry);
   const base = {

@@ -26,6 +26,16 @@ import type { UpscaleFileReport, UpscaleFileRequest } from './upscale-file';
  * bridge answer byte-identical files for them); the pixels of both paths are identical.
  */
 
+/**
+ * What the tiling of a streamed output may hold at once: half the output's 8-bit size, at least
+ * 256 MiB. Streaming exists to keep a huge job's memory near the output's own size; the default
+ * budget (a quarter of the machine's memory) would let one 16x job's windows and float band take
+ * gigabytes.
+ */
+export function streamingTileBudget(outputBytes8bit: number): number {
+  return Math.max(256 * 2 ** 20, outputBytes8bit / 2);
+}
+
 /** Outputs from this many pixels on stream (8192² and up at the default). */
 export const STREAM_MIN_OUTPUT_PIXELS = 64 * 1000 * 1000;
 
@@ -93,7 +103,9 @@ export async function upscaleFileStreaming(request: UpscaleFileRequest, plan: Up
   const model = resultModel(plan, resolved.content);
   const runner = await modelRunner(store, model.id, { provider: parseProvider(request.provider), onInstallStep: request.onInstallStep });
   throwIfCancelled(request.signal);
-  const options: UpscaleOptions = { ...(await tunedStageOptions(plan, model, runner, decoded.raster, request.signal)), signal: request.signal, onProgress: request.onProgress };
+  const output = outputSize(decoded.raster.width, decoded.raster.height, plan.scale);
+  const tiling = await tunedStageOptions(plan, model, runner, decoded.raster, request.signal, streamingTileBudget(output.width * output.height * decoded.raster.channels));
+  const options: UpscaleOptions = { ...tiling, signal: request.signal, onProgress: request.onProgress };
   const result = await upscaleToPngFile(request.output, decoded.raster, runner, model.scale, options, decoded.metadata);
   return {
     content: resolved.content,

@@ -1,3 +1,4 @@
+import { streamingTileBudget } from '../../core/node/upscale-stream';
 import { chooseTiling, evaluateTiling, TilingRequest, windowSeconds } from '../../core/tile-tuning';
 
 const request = (over: Partial<TilingRequest> = {}): TilingRequest => ({
@@ -39,7 +40,7 @@ describe('chooseTiling', () => {
     const choices = budgets.map((memoryBudget) => chooseTiling(request({ memoryBudget }), steady));
     choices.forEach((c, i) => {
       expect(c.fitsBudget).toBe(true);
-      expect(c.windowBytes).toBeLessThanOrEqual(budgets[i]);
+      expect(c.windowBytes + c.bandBytes).toBeLessThanOrEqual(budgets[i]);
       expect(evaluateTiling(request({ memoryBudget: budgets[i] }), steady, c.tile)).toEqual(c);
     });
     expect(choices[1].windows).toBeGreaterThan(choices[0].windows);
@@ -61,7 +62,23 @@ describe('chooseTiling', () => {
     const two = chooseTiling(request({ width: 256, height: 256, passes: 2, memoryBudget: 2 ** 30 }), steady);
     expect(one.windows).toBe(1);
     expect(two.windows).toBeGreaterThan(2);
-    expect(two.windowBytes).toBeLessThanOrEqual(2 ** 30);
+    expect(two.windowBytes + two.bandBytes).toBeLessThanOrEqual(2 ** 30);
+  });
+
+  test('a streamed 16x of 1024² keeps its windows and float band within half the output, as the streaming path asks', () => {
+    const output = 16384 * 16384 * 3;
+    const budget = streamingTileBudget(output);
+    expect(budget).toBe(output / 2);
+    // realesr-general-x4v3's calibration on this machine: ~1.7 KB per window pixel.
+    const x4v3 = { ...steady, bytesPerPixel: 1689 };
+    const choice = chooseTiling(request({ width: 1024, height: 1024, passes: 2, memoryBudget: budget }), x4v3);
+    expect(choice.fitsBudget).toBe(true);
+    expect(choice.windowBytes + choice.bandBytes).toBeLessThanOrEqual(output / 2);
+    // The band is counted: one tile row of the 16384-wide output in float32 RGB.
+    expect(choice.bandBytes).toBeGreaterThanOrEqual(12 * 16384 * choice.tile * 4);
+    // The default budget would have let it take gigabytes.
+    const roomy = chooseTiling(request({ width: 1024, height: 1024, passes: 2, memoryBudget: 6 * 2 ** 30 }), x4v3);
+    expect(roomy.windowBytes + roomy.bandBytes).toBeGreaterThan(2 ** 30);
   });
 
   test('when nothing fits, the smallest windows are chosen and the choice says so', () => {
