@@ -21,6 +21,11 @@ export const ENGINES: readonly Engine[] = ['bridge', 'browser'];
 /** What the in-window engine takes: one 4x pass of the fast model, a 1024 px side at most (core/web). */
 export const BROWSER_ENGINE = { scale: 4, maxInputSide: 1024 } as const;
 
+/** How the notes name the engine whose limits a run plans with. */
+export function engineName(request: { engine?: Engine }): string {
+  return request.engine === 'browser' ? 'upscaling in this window' : 'the bridge';
+}
+
 /** clientStorage keys the UI may read and write through the main thread: verified model files only. */
 export const MODEL_FILE_KEY_PREFIX = 'upbridge.file.';
 

@@ -6,7 +6,7 @@
 import { UpbridgeError } from '../../../../core/errors';
 import { outputSize } from '../../../../core/scale';
 import { CONTENT_TYPES, imageKind, ImageKind } from '../common/image-header';
-import { FIGMA_MAX_IMAGE_SIDE, RunOutcome, RunRequest, modelChoice } from '../common/messages';
+import { FIGMA_MAX_IMAGE_SIDE, RunOutcome, RunRequest, modelChoice, engineName } from '../common/messages';
 import { fillLimits, fitScale, formatScale } from './fit';
 import { RunContext } from './run-context';
 import { checkResult, JobResult } from './ui-jobs';
@@ -140,7 +140,7 @@ async function planImage(ctx: RunContext, request: RunRequest, hash: string, use
   }
   const { width, height } = await image.getSizeAsync();
   if (width * height > request.limits.maxInputPixels) {
-    notes.push(`${name}: ${width}×${height} px is more than the bridge takes (${Math.round(request.limits.maxInputPixels / 1e6)} MP), skipped`);
+    notes.push(`${name}: ${width}×${height} px is more than ${engineName(request)} takes (${Math.round(request.limits.maxInputPixels / 1e6)} MP), skipped`);
     return undefined;
   }
   const choice = fitScale(width, height, request.scale, fillLimits(request.limits));

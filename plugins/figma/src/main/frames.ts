@@ -7,7 +7,7 @@
 import { UpbridgeError } from '../../../../core/errors';
 import { outputSize } from '../../../../core/scale';
 import { pngSize } from '../common/image-header';
-import { FIGMA_MAX_IMAGE_SIDE, RunOutcome, RunRequest, modelChoice } from '../common/messages';
+import { FIGMA_MAX_IMAGE_SIDE, RunOutcome, RunRequest, modelChoice, engineName } from '../common/messages';
 import { fitScale, formatScale } from './fit';
 import { RunContext } from './run-context';
 import { checkResult, JobResult } from './ui-jobs';
@@ -36,12 +36,12 @@ export async function upscaleFrames(ctx: RunContext, request: RunRequest): Promi
     const bytes = await node.exportAsync({ format: 'PNG', constraint: { type: 'SCALE', value: 1 } });
     const { width, height } = pngSize(bytes);
     if (width * height > request.limits.maxInputPixels) {
-      notes.push(`"${node.name}": ${width}×${height} px is more than the bridge takes (${Math.round(request.limits.maxInputPixels / 1e6)} MP), skipped`);
+      notes.push(`"${node.name}": ${width}×${height} px is more than ${engineName(request)} takes (${Math.round(request.limits.maxInputPixels / 1e6)} MP), skipped`);
       continue;
     }
     const choice = fitScale(width, height, request.scale, request.limits);
     if (!choice) {
-      notes.push(`"${node.name}": ${width}×${height} px cannot grow within the bridge's limit of ${request.limits.maxOutputSide} px a side, skipped`);
+      notes.push(`"${node.name}": ${width}×${height} px cannot grow within ${request.engine === 'browser' ? 'the limit of upscaling in this window' : "the bridge's limit"} of ${request.limits.maxOutputSide} px a side, skipped`);
       continue;
     }
     const out = outputSize(width, height, choice.scale);
