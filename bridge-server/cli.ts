@@ -20,6 +20,7 @@ import { runBrowserBenchmark } from './bench-browser';
 import { DEFAULT_PORT, serve } from './serve';
 import { TokenStore } from './tokens';
 import { registerModelCommands, withCustomModels } from './models-cli';
+import { registerBatchCommands } from './batch-cli';
 import { integerInRange } from '../core/validate';
 
 /** Exit codes: 2 = the request was bad (fix the command), 1 = something failed on our side. */
@@ -142,6 +143,7 @@ export function buildProgram(): Command {
     });
 
   registerModelCommands(program);
+  registerBatchCommands(program);
 
   program
     .command('serve')

@@ -33,6 +33,8 @@ export type ErrorCode =
   | 'UPB_NO_MAP' // the job was submitted without map=true
   | 'UPB_RATE_LIMITED'
   | 'UPB_NOT_FOUND' // no such route
+  | 'UPB_QUEUE_UNAVAILABLE' // the shared queue (Redis) cannot be reached: serve --queue, worker, batch --queue
+  | 'UPB_BATCH_INCOMPLETE' // upbridge batch: some images failed (each one is named in the manifest)
   // Plugins (raised client-side; never sent by the bridge)
   | 'UPB_BRIDGE_UNREACHABLE' // nothing answers on the bridge's address: it is not running
   | 'UPB_NOTHING_TO_UPSCALE' // no document, an empty selection, no image in the selection

@@ -1,0 +1,586 @@
+import { randomUUID } from 'node:crypto';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Job as BullJob, Queue, QueueEvents, UnrecoverableError, Worker } from 'bullmq';
+import type { RedisOptions } from 'ioredis';
+import IORedis from 'ioredis';
+import { findModel } from '../core/catalogue';
+import { isUpbridgeError, UpbridgeError } from '../core/errors';
+import { resolveContent, UpscalePlan } from '../core/modes';
+import { BitDepth, ChannelCount, Raster } from '../core/raster';
+import { registerCustomModels } from '../core/node/custom-models';
+import { ModelStore } from '../core/node/model-store';
+import { upscaleFile } from '../core/node/upscale-file';
+import { BatchItem, BatchRunner, BatchSettings, sha256File } from './batch';
+import { nodeEngine } from './engine';
+import { copyFileAtomic, JobStore } from './job-store';
+import { Job, JobProgress, JobQueue } from './queue';
+import { BridgeJobInput, jobExecutor } from './routes/jobs';
+
+/**
+ * One queue across many machines: BullMQ on Redis. The bridge (`serve --queue`) and batch clients
+ * (`batch --queue`) add jobs; workers (`upbridge worker`, one per GPU, one job at a time) take
+ * them. Jobs carry store keys and settings only: image bytes go through the shared store
+ * (job-store.ts), never through Redis. A worker killed mid-job stops renewing its lock; BullMQ's
+ * stalled-job check moves the job back to waiting and another worker runs it from the start.
+ * Cancel goes over a Redis channel (and a key, for a job not yet started): the worker aborts the
+ * job's signal, which the pipeline checks before every tile.
+ */
+export const QUEUE_NAME = 'upbridge';
+const CANCEL_CHANNEL = `${QUEUE_NAME}:cancel`;
+const cancelKey = (id: string) => `${QUEUE_NAME}:cancelled:${id}`;
+
+/** Parses `redis://[user:pass@]host[:port][/db]` or `rediss://…` (TLS) into ioredis options, with a clear error. */
+export function redisOptions(url: string): RedisOptions & { display: string } {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new UpbridgeError('UPB_INVALID_OPTION', `--queue must be a Redis URL, redis://[user:password@]host[:port][/db] or rediss://… for TLS, got ${JSON.stringify(url)}`);
+  }
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
+    throw new UpbridgeError('UPB_INVALID_OPTION', `--queue must start with redis:// or rediss:// (TLS), got ${JSON.stringify(u.protocol)}`);
+  }
+  const port = u.port === '' ? 6379 : Number(u.port);
+  const db = u.pathname === '' || u.pathname === '/' ? 0 : Number(u.pathname.slice(1));
+  if (!Number.isInteger(db) || db < 0 || db > 15) throw new UpbridgeError('UPB_INVALID_OPTION', `--queue database must be an integer from 0 to 15, got ${JSON.stringify(u.pathname.slice(1))}`);
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  return {
+    host,
+    port,
+    db,
+    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+    // rediss://: TLS, the server's certificate checked against the system's CAs (NODE_EXTRA_CA_CERTS adds one).
+    ...(u.protocol === 'rediss:' ? { tls: { servername: host } } : {}),
+    // The password never appears in messages.
+    display: `${u.protocol}//${u.username || u.password ? '***@' : ''}${u.host}${db ? `/${db}` : ''}`,
+  };
+}
+
+export interface QueueConnection {
+  url: string;
+  /** Lock of a running job; a worker that dies is noticed after about this long (BullMQ's default 30 s). */
+  lockDurationMs?: number;
+  /** How often workers look for stalled jobs (default: half the lock). */
+  stalledIntervalMs?: number;
+}
+
+function connectionOptions(conn: QueueConnection, blocking: boolean): RedisOptions {
+  const { display: _display, ...options } = redisOptions(conn.url);
+  return {
+    ...options,
+    // Workers and event readers block on Redis and must wait through an outage; clients that
+    // answer HTTP requests fail at once instead (enableOfflineQueue false), so the bridge can say 503.
+    maxRetriesPerRequest: blocking ? null : 1,
+    enableOfflineQueue: blocking,
+    retryStrategy: (times) => Math.min(200 * times, 2000),
+  };
+}
+
+/** Waits until a connection is ready, or throws UPB_QUEUE_UNAVAILABLE naming the URL. */
+async function ready(client: IORedis, display: string, timeoutMs = 5000): Promise<void> {
+  if (client.status === 'ready') return;
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new UpbridgeError('UPB_QUEUE_UNAVAILABLE', `cannot reach the job queue at ${display} (${lastError ?? 'no answer'} within ${timeoutMs / 1000} s); is redis-server running there, and are the password and TLS right?`));
+    }, timeoutMs);
+    let lastError: string | undefined;
+    const onError = (e: Error) => (lastError = e.message);
+    const onReady = () => {
+      cleanup();
+      resolve();
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      client.off('ready', onReady);
+      client.off('error', onError);
+    };
+    client.on('ready', onReady);
+    client.on('error', onError);
+  });
+}
+
+function unavailable(display: string, e?: unknown): UpbridgeError {
+  return new UpbridgeError('UPB_QUEUE_UNAVAILABLE', `the job queue at ${display} cannot be reached${e instanceof Error ? ` (${e.message})` : ''}; retry when Redis is back`);
+}
+
+/** Errors cross Redis as "CODE: message"; this turns them back into typed errors. */
+function encodeError(e: unknown): string {
+  if (isUpbridgeError(e)) return `${e.code}: ${e.message}`;
+  return `UPB_INFERENCE: ${e instanceof Error ? e.message : String(e)}`;
+}
+function decodeError(reason: string | undefined): UpbridgeError {
+  const m = /^(UPB_[A-Z_]+): ([\s\S]*)$/.exec(reason ?? '');
+  return m ? new UpbridgeError(m[1] as never, m[2]) : new UpbridgeError('UPB_INFERENCE', reason || 'the worker failed without a reason');
+}
+
+// ---------------------------------------------------------------- job data
+
+interface RasterRef {
+  key: string;
+  width: number;
+  height: number;
+  channels: ChannelCount;
+  depth: BitDepth;
+}
+
+/** A bridge job: the decoded input as raw pixels in the store, the plan with its model by id. */
+export interface RasterJobData {
+  kind: 'raster';
+  input: RasterRef;
+  plan: Omit<UpscalePlan, 'model'> & { model?: string };
+  content: ReturnType<typeof resolveContent>;
+  /** Where the worker puts results: `<prefix>result.raw`, `<prefix>map.raw`. */
+  prefix: string;
+}
+
+/** A batch image: an image file in the store, an output key whose extension picks the format. */
+export interface FileJobData {
+  kind: 'file';
+  input: string;
+  output: string;
+  settings: BatchSettings;
+}
+
+export interface RasterJobResult {
+  result: RasterRef;
+  map?: RasterRef;
+  report: Record<string, unknown>;
+  worker: string;
+}
+
+export interface FileJobResult {
+  model: string;
+  report: Record<string, unknown>;
+  outputSha256: string;
+  worker: string;
+  seconds: number;
+}
+
+async function writeRaster(store: JobStore, key: string, raster: Raster): Promise<RasterRef> {
+  await store.write(key, new Uint8Array(raster.data.buffer, raster.data.byteOffset, raster.data.byteLength));
+  return { key, width: raster.width, height: raster.height, channels: raster.channels, depth: raster.depth };
+}
+
+async function readRaster(store: JobStore, ref: RasterRef): Promise<Raster> {
+  const bytes = await store.read(ref.key);
+  const expected = ref.width * ref.height * ref.channels * (ref.depth / 8);
+  if (bytes.length !== expected) throw new UpbridgeError('UPB_INTERNAL', `store file ${ref.key} has ${bytes.length} bytes, ${expected} expected`);
+  // 16-bit samples are little-endian in the file, as in raw uploads; copied once into an aligned array.
+  const data = ref.depth === 16 ? new Uint16Array(Uint8Array.from(bytes).buffer) : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
+  return { width: ref.width, height: ref.height, channels: ref.channels, depth: ref.depth, data };
+}
+
+// ---------------------------------------------------------------- worker
+
+export interface WorkerOptions extends QueueConnection {
+  store: JobStore;
+  provider?: string;
+  /** Printed with each job and recorded in batch manifests (default: host name and pid). */
+  name?: string;
+  log?: (line: string) => void;
+}
+
+/**
+ * `upbridge worker`: takes one job at a time (one inference per GPU), reports per-tile progress
+ * as BullMQ job progress, never listens on a port. Resolves once connected; `close()` finishes
+ * the running job, then stops.
+ */
+export async function startWorker(options: WorkerOptions): Promise<{ close(): Promise<void>; name: string }> {
+  const display = redisOptions(options.url).display;
+  const log = options.log ?? ((line: string) => process.stderr.write(line + '\n'));
+  const name = options.name ?? `${os.hostname()}:${process.pid}`;
+  const store = new ModelStore();
+  const custom = await registerCustomModels(store.modelsDir);
+  for (const p of custom.problems) log(`warning: custom model skipped: ${p.message}`);
+  const engine = nodeEngine(store, { provider: options.provider });
+  const execute = jobExecutor(engine);
+
+  // Cancels: a message names the job; the running one is aborted at once (the pipeline stops before its next tile).
+  const running = new Map<string, AbortController>();
+  const subscriber = new IORedis(connectionOptions(options, true));
+  subscriber.on('error', () => undefined);
+  await subscriber.subscribe(CANCEL_CHANNEL);
+  subscriber.on('message', (_channel, id: string) => running.get(id)?.abort());
+  const commands = new IORedis(connectionOptions(options, true));
+  commands.on('error', () => undefined);
+
+  const processor = async (job: BullJob): Promise<RasterJobResult | FileJobResult> => {
+    const id = job.id!;
+    const controller = new AbortController();
+    running.set(id, controller);
+    const t0 = performance.now();
+    let lastSent = 0;
+    const progress = (p: JobProgress, stage?: string) => {
+      // Every tile, but no more than ~20 messages a second.
+      const now = performance.now();
+      if (p.done !== p.total && now - lastSent < 50 && stage === undefined) return;
+      lastSent = now;
+      void job.updateProgress({ done: p.done, total: p.total, ...(stage ? { stage } : {}) }).catch(() => undefined);
+    };
+    let current: JobProgress = { done: 0, total: 0 };
+    try {
+      if ((await commands.exists(cancelKey(id))) === 1) controller.abort();
+      const data = job.data as RasterJobData | FileJobData;
+      log(`${name}: job ${id} (${data.kind === 'file' ? data.input : `${data.input.width}×${data.input.height}`}) started${job.attemptsStarted > 1 ? ` (attempt ${job.attemptsStarted}: a worker before this one stopped)` : ''}`);
+      if (data.kind === 'file') {
+        const input = await options.store.open(data.input);
+        const output = await options.store.create(data.output);
+        try {
+          const report = await upscaleFile({
+            input: input.path,
+            output: output.path,
+            ...data.settings,
+            provider: options.provider,
+            signal: controller.signal,
+            onProgress: (p) => progress((current = p)),
+          });
+          await output.commit();
+          const { exifKept: _e, ...rest } = report;
+          const result: FileJobResult = { model: report.model, report: rest as unknown as Record<string, unknown>, outputSha256: await sha256File(output.path), worker: name, seconds: secondsSince(t0) };
+          log(`${name}: job ${id} done in ${result.seconds} s`);
+          return result;
+        } catch (e) {
+          await output.abort();
+          throw e;
+        } finally {
+          await input.release();
+        }
+      }
+      const raster = await readRaster(options.store, data.input);
+      const plan = { ...data.plan, model: data.plan.model === undefined ? undefined : findModel(data.plan.model) } as UpscalePlan;
+      const input: BridgeJobInput = { plan, content: data.content, raster, metadata: { format: 'raw' }, format: 'raw' };
+      const out = await execute(input, controller.signal, (p) => progress((current = p)), (stage) => progress(current, stage));
+      if (!out.raster) throw new UpbridgeError('UPB_INTERNAL', 'the worker made no result');
+      const result: RasterJobResult = {
+        result: await writeRaster(options.store, `${data.prefix}result.raw`, out.raster),
+        ...(out.map ? { map: await writeRaster(options.store, `${data.prefix}map.raw`, out.map) } : {}),
+        report: out.report ?? {},
+        worker: name,
+      };
+      log(`${name}: job ${id} done in ${secondsSince(t0)} s`);
+      return result;
+    } catch (e) {
+      const cancelled = controller.signal.aborted || (isUpbridgeError(e) && e.code === 'UPB_CANCELLED');
+      log(`${name}: job ${id} ${cancelled ? 'cancelled' : `failed: ${encodeError(e)}`}`);
+      // Never retried: the pipeline is deterministic, the same input fails the same way.
+      throw new UnrecoverableError(cancelled ? 'UPB_CANCELLED: cancelled' : encodeError(e));
+    } finally {
+      running.delete(id);
+    }
+  };
+
+  const worker = new Worker(QUEUE_NAME, processor, {
+    connection: connectionOptions(options, true),
+    concurrency: 1,
+    autorun: false,
+    lockDuration: options.lockDurationMs ?? 30_000,
+    stalledInterval: options.stalledIntervalMs ?? Math.max(500, Math.floor((options.lockDurationMs ?? 30_000) / 2)),
+    // A job whose worker died is run again (twice at most) before it is failed as stalled.
+    maxStalledCount: 2,
+    name,
+  });
+  let lastError = '';
+  worker.on('error', (e) => {
+    // ioredis reconnects by itself; say so once per kind of error, not every retry.
+    if (e.message !== lastError) log(`${name}: queue connection: ${e.message} (reconnecting)`);
+    lastError = e.message;
+  });
+  await ready((await worker.client) as unknown as IORedis, display, 10_000);
+  void worker.run();
+  log(`upbridge worker ${name} taking jobs from ${display} (store ${options.store.description})`);
+  return {
+    name,
+    async close() {
+      await worker.close();
+      subscriber.disconnect();
+      commands.disconnect();
+    },
+  };
+}
+
+// ---------------------------------------------------------------- batch client
+
+/** `upbridge batch --queue`: each image goes to whichever worker is free; this process only waits. */
+export async function queueBatchRunner(conn: QueueConnection, store: JobStore): Promise<BatchRunner> {
+  const display = redisOptions(conn.url).display;
+  const queue = new Queue(QUEUE_NAME, { connection: connectionOptions(conn, false) });
+  const events = new QueueEvents(QUEUE_NAME, { connection: connectionOptions(conn, true) });
+  queue.on('error', () => undefined);
+  events.on('error', () => undefined);
+  await Promise.all([ready((await queue.client) as unknown as IORedis, display), events.waitUntilReady().then(async () => ready((await events.client) as unknown as IORedis, display))]);
+  const batchId = randomUUID();
+  const progressOf = new Map<string, (p: JobProgress) => void>();
+  events.on('progress', ({ jobId, data }) => {
+    const d = data as Partial<JobProgress>;
+    if (typeof d?.done === 'number' && typeof d.total === 'number') progressOf.get(jobId)?.({ done: d.done, total: d.total });
+  });
+  const publisher = (await queue.client) as unknown as IORedis;
+  let n = 0;
+  return {
+    // Every image is queued at once; the workers set the pace.
+    concurrency: 10_000,
+    async run(item: BatchItem, settings: BatchSettings, signal: AbortSignal, onProgress) {
+      const id = `${batchId}-${n++}`;
+      const prefix = `batch/${batchId}/${id}/`;
+      const inputKey = `${prefix}input${path.extname(item.input).toLowerCase()}`;
+      const outputKey = `${prefix}output${path.extname(item.output).toLowerCase()}`;
+      progressOf.set(id, onProgress);
+      const onAbort = () => void cancelRemote(publisher, id).catch(() => undefined);
+      signal.addEventListener('abort', onAbort);
+      try {
+        await store.put(inputKey, item.input);
+        const data: FileJobData = { kind: 'file', input: inputKey, output: outputKey, settings };
+        let job: BullJob;
+        try {
+          job = await queue.add('file', data, { jobId: id, attempts: 1, removeOnComplete: { age: 3600 }, removeOnFail: { age: 24 * 3600 } });
+        } catch (e) {
+          throw unavailable(display, e);
+        }
+        let result: FileJobResult;
+        try {
+          result = (await job.waitUntilFinished(events)) as FileJobResult;
+        } catch (e) {
+          throw decodeError(e instanceof Error ? e.message : String(e));
+        }
+        const stored = await store.open(outputKey);
+        try {
+          await copyFileAtomic(stored.path, item.output);
+        } finally {
+          await stored.release();
+        }
+        return { model: result.model, report: result.report, worker: result.worker, outputSha256: result.outputSha256 };
+      } finally {
+        signal.removeEventListener('abort', onAbort);
+        progressOf.delete(id);
+        await store.remove(prefix).catch(() => undefined);
+      }
+    },
+    async close() {
+      await store.remove(`batch/${batchId}`).catch(() => undefined);
+      await events.close();
+      await queue.close();
+    },
+  };
+}
+
+async function cancelRemote(client: IORedis, id: string): Promise<void> {
+  await client.set(cancelKey(id), '1', 'EX', 3600);
+  await client.publish(CANCEL_CHANNEL, id);
+}
+
+// ---------------------------------------------------------------- the bridge's queue
+
+export interface RedisJobQueueOptions extends QueueConnection {
+  store: JobStore;
+  /** Jobs of this bridge waiting or running at most (as the in-process queue's capacity). */
+  capacity: number;
+  resultTtlMs: number;
+  releaseInput?: (input: BridgeJobInput) => void;
+}
+
+/**
+ * The bridge's queue on BullMQ (`serve --queue`): the same Job objects and events as the
+ * in-process queue, so the HTTP routes and the SSE stream are unchanged; jobs run on workers.
+ * Results come back through the store and are held in memory for their retention time, as now.
+ */
+export class RedisJobQueue implements JobQueue<BridgeJobInput> {
+  private readonly jobs = new Map<string, Job<BridgeJobInput>>();
+  private active = 0;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private closed = false;
+  private readonly display: string;
+
+  private constructor(
+    private readonly options: RedisJobQueueOptions,
+    private readonly queue: Queue,
+    private readonly events: QueueEvents,
+    private readonly client: IORedis,
+  ) {
+    this.display = redisOptions(options.url).display;
+    events.on('active', ({ jobId }) => {
+      const job = this.jobs.get(jobId);
+      if (!job || job.finished) return;
+      if (job.state !== 'running') {
+        job.state = 'running';
+        job.startedAt = Date.now();
+        job.emit({ type: 'running' });
+      }
+    });
+    events.on('progress', ({ jobId, data }) => {
+      const job = this.jobs.get(jobId);
+      if (!job || job.finished) return;
+      const d = data as Partial<JobProgress> & { stage?: string };
+      if (d.stage !== undefined && d.stage !== job.stage) {
+        job.stage = d.stage;
+        job.emit({ type: 'stage', stage: d.stage });
+      }
+      if (typeof d.done === 'number' && typeof d.total === 'number' && (d.done !== job.progress.done || d.total !== job.progress.total)) {
+        job.progress = { done: d.done, total: d.total };
+        job.emit({ type: 'progress', progress: job.progress });
+      }
+    });
+    events.on('completed', ({ jobId, returnvalue }) => void this.completed(jobId, returnvalue as unknown as RasterJobResult | string));
+    events.on('failed', ({ jobId, failedReason }) => {
+      const job = this.jobs.get(jobId);
+      if (!job || job.finished) return;
+      const e = decodeError(failedReason);
+      if (e.code === 'UPB_CANCELLED' || job.controller.signal.aborted) this.finish(job, 'cancelled');
+      else this.fail(job, e);
+    });
+    // A job Redis no longer knows (restarted without persistence) is failed, never left waiting forever.
+    this.later(5000, () => this.audit(), true);
+  }
+
+  static async connect(options: RedisJobQueueOptions): Promise<RedisJobQueue> {
+    const display = redisOptions(options.url).display;
+    const queue = new Queue(QUEUE_NAME, { connection: connectionOptions(options, false) });
+    const events = new QueueEvents(QUEUE_NAME, { connection: connectionOptions(options, true) });
+    queue.on('error', () => undefined);
+    events.on('error', () => undefined);
+    const client = (await queue.client) as unknown as IORedis;
+    await ready(client, display);
+    await events.waitUntilReady();
+    return new RedisJobQueue(options, queue, events, client);
+  }
+
+  get length(): number {
+    return this.active;
+  }
+
+  /** Throws UPB_QUEUE_UNAVAILABLE (503) while Redis cannot be reached, UPB_QUEUE_FULL beyond capacity. */
+  checkRoom(): void {
+    if (this.closed) throw new UpbridgeError('UPB_QUEUE_FULL', 'the server is shutting down');
+    if (this.client.status !== 'ready') throw unavailable(this.display);
+    if (this.active >= this.options.capacity) {
+      throw new UpbridgeError('UPB_QUEUE_FULL', `the queue is full (${this.options.capacity} jobs of this bridge waiting or running); retry later`, { retryAfterSeconds: 5 });
+    }
+  }
+
+  submit(input: BridgeJobInput): Job<BridgeJobInput> {
+    this.checkRoom();
+    const job = new Job(input);
+    this.jobs.set(job.id, job);
+    this.active++;
+    job.emit({ type: 'queued', position: this.active });
+    void this.enqueue(job);
+    return job;
+  }
+
+  private async enqueue(job: Job<BridgeJobInput>): Promise<void> {
+    const prefix = `jobs/${job.id}/`;
+    try {
+      const { plan, content, raster } = job.input;
+      const data: RasterJobData = {
+        kind: 'raster',
+        input: await writeRaster(this.options.store, `${prefix}input.raw`, raster),
+        plan: { ...plan, model: plan.model?.id },
+        content,
+        prefix,
+      };
+      if (job.controller.signal.aborted) return;
+      await this.queue.add('raster', data, { jobId: job.id, attempts: 1, removeOnComplete: { age: 3600 }, removeOnFail: { age: 3600 } });
+    } catch (e) {
+      if (!job.finished) this.fail(job, isUpbridgeError(e) ? e : unavailable(this.display, e));
+    }
+  }
+
+  private async completed(jobId: string, value: RasterJobResult | string): Promise<void> {
+    const job = this.jobs.get(jobId);
+    if (!job || job.finished) return;
+    try {
+      const r = (typeof value === 'string' ? JSON.parse(value) : value) as RasterJobResult;
+      const result = await readRaster(this.options.store, r.result);
+      const map = r.map ? await readRaster(this.options.store, r.map) : undefined;
+      if (job.finished) return;
+      if (job.controller.signal.aborted) return this.finish(job, 'cancelled');
+      job.result = result;
+      job.map = map;
+      job.report = { ...r.report, worker: r.worker };
+      this.finish(job, 'done');
+    } catch (e) {
+      this.fail(job, isUpbridgeError(e) ? e : new UpbridgeError('UPB_INTERNAL', `cannot read the result of job ${jobId} from the store: ${(e as Error).message}`));
+    }
+  }
+
+  get(id: string): Job<BridgeJobInput> | undefined {
+    return this.jobs.get(id);
+  }
+
+  cancel(id: string): Job<BridgeJobInput> {
+    const job = this.jobs.get(id);
+    if (!job) throw new UpbridgeError('UPB_JOB_NOT_FOUND', `no job ${JSON.stringify(id)}`);
+    if (job.finished) return job;
+    job.controller.abort();
+    void cancelRemote(this.client, id).catch(() => undefined);
+    if (job.state === 'queued') {
+      // Not started: taken off the queue now (a worker that took it meanwhile sees the cancel key).
+      void this.queue
+        .remove(id)
+        .catch(() => 0)
+        .then((removed) => {
+          if (removed === 1 && !job.finished) this.finish(job, 'cancelled');
+        });
+    }
+    // A running job: its worker stops before the next tile and reports it cancelled ('failed').
+    return job;
+  }
+
+  private fail(job: Job<BridgeJobInput>, e: UpbridgeError): void {
+    job.error = { code: e.code, message: e.message };
+    this.finish(job, 'failed');
+  }
+
+  private finish(job: Job<BridgeJobInput>, state: 'done' | 'failed' | 'cancelled'): void {
+    if (job.finished) return;
+    job.state = state;
+    job.finishedAt = Date.now();
+    this.active--;
+    this.options.releaseInput?.(job.input);
+    job.emit(job.terminalEvent()!);
+    void this.options.store.remove(`jobs/${job.id}`).catch(() => undefined);
+    this.later(this.options.resultTtlMs, () => {
+      if (job.result) job.resultExpired = true;
+      job.result = undefined;
+      job.map = undefined;
+      this.later(this.options.resultTtlMs * 5, () => {
+        this.jobs.delete(job.id);
+      });
+    });
+  }
+
+  private async audit(): Promise<void> {
+    if (this.client.status !== 'ready') return;
+    for (const job of this.jobs.values()) {
+      if (job.finished || Date.now() - job.createdAt < 5000) continue;
+      const state = await this.queue.getJobState(job.id).catch(() => undefined);
+      if (state === 'unknown' && !job.finished) this.fail(job, new UpbridgeError('UPB_QUEUE_UNAVAILABLE', `job ${job.id} is no longer in the queue at ${this.display} (Redis restarted without its data?); submit it again`));
+    }
+  }
+
+  private later(ms: number, fn: () => void | Promise<void>, repeat = false): void {
+    const timer = (repeat ? setInterval : setTimeout)(() => {
+      if (!repeat) this.timers.delete(timer);
+      void fn();
+    }, ms);
+    timer.unref();
+    this.timers.add(timer);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const t of this.timers) {
+      clearTimeout(t);
+      clearInterval(t);
+    }
+    this.timers.clear();
+    // This bridge's clients are gone with it: its unfinished jobs are cancelled on the workers.
+    for (const job of this.jobs.values()) if (!job.finished) this.cancel(job.id);
+    await this.events.close().catch(() => undefined);
+    await this.queue.close().catch(() => undefined);
+  }
+}
+
+const secondsSince = (t0: number) => Number(((performance.now() - t0) / 1000).toFixed(3));
