@@ -6,7 +6,7 @@ import { freePort } from './bridge-harness';
 import { buildBridge, Bridge } from '../../bridge-server/app';
 import { nodeEngine } from '../../bridge-server/engine';
 import { Pairing, TokenStore } from '../../bridge-server/tokens';
-import { CHROMIUM, requireChromium, STEP_MS, within } from '../browser';
+import { CHROMIUM, progressLog, recordProgress, requireChromium, STEP_MS, within } from '../browser';
 
 /**
  * The page's "in this browser" switch: the same image through the bridge (onnxruntime-node) and
@@ -16,6 +16,7 @@ import { CHROMIUM, requireChromium, STEP_MS, within } from '../browser';
  */
 const ROOT = path.join(__dirname, '..', '..');
 const SAMPLE = path.join(ROOT, 'test', 'fixtures', 'ncnn-reference', 'input-a.png');
+const PHOTO = path.join(ROOT, 'test', 'fixtures', 'photo-161x121.png');
 
 jest.setTimeout(180_000);
 
@@ -83,6 +84,39 @@ test('the same image on the bridge, then in this browser: both shown, the engine
     expect(db).toBeGreaterThanOrEqual(45);
     await expect(page.locator('#report').textContent()).resolves.toContain("Against the bridge's result");
     expect(pageErrors).toEqual([]);
+  } finally {
+    await within(context.close(), 15_000, 'closing the context').catch(() => {});
+  }
+});
+
+test('Cancel stops a run in this browser within a tile, and the page is ready for the next', async () => {
+  const context = await browser!.newContext({ viewport: { width: 1000, height: 900 } });
+  context.setDefaultTimeout(STEP_MS);
+  try {
+    const page = await context.newPage();
+    await page.goto(baseUrl);
+    await page.locator('#connection[data-state="paired"]').waitFor();
+    // 161×121 in 24 px tiles: 7 × 6 = 42 tiles, far more than can finish while Cancel is clicked.
+    await page.locator('#file').setInputFiles(PHOTO);
+    await page.locator('.advanced summary').click();
+    await page.locator('#tile').fill('24');
+    await page.locator('#overlap').fill('8');
+    await page.locator('#in-browser').check();
+    await recordProgress(page);
+    await page.locator('#upscale').click();
+    await page.locator('#progress-text', { hasText: /^1 of 42 tiles/ }).waitFor({ timeout: 120_000 });
+    await page.locator('#cancel').click();
+    await page.locator('#progress[data-state="cancelled"]').waitFor({ state: 'attached', timeout: 60_000 });
+    await expect(page.locator('#progress-text').textContent()).resolves.toBe('Cancelled.');
+    // At most the tile already running when Cancel was clicked finishes after it.
+    const log = await progressLog(page);
+    const tiles = (texts: string[]) => texts.map((t) => Number(/^(\d+) of 42 tiles/.exec(t)?.[1])).filter((n) => !Number.isNaN(n));
+    const afterCancel = tiles(log.slice(log.indexOf('Cancelling…') + 1));
+    expect(log).toContain('Cancelling…');
+    expect(afterCancel.length).toBeLessThanOrEqual(1);
+    expect(Math.max(...tiles(log))).toBeLessThan(42);
+    await expect(page.locator('#message').isHidden()).resolves.toBe(true);
+    await expect(page.locator('#upscale').isEnabled()).resolves.toBe(true);
   } finally {
     await within(context.close(), 15_000, 'closing the context').catch(() => {});
   }

@@ -5,7 +5,7 @@ import { findModel, NcnnSource } from '../../../core/catalogue';
 import { psnr } from '../../../core/metrics';
 import { upscaleRaster, windowConventions } from '../../../core/upscale';
 import { STORAGE_KEYS, UI_SIZE } from '../../../plugins/figma/src/main/plugin';
-import { freePort } from '../../bridge-server/bridge-harness';
+import { freePort, startBridge } from '../../bridge-server/bridge-harness';
 import { CHROMIUM, requireChromium, STEP_MS, within } from '../../browser';
 import { runnerFor, syntheticRaster } from '../../helpers';
 import { ensureNcnnFiles, FakeCdn, startFakeCdn } from '../../core/web/web-harness';
@@ -154,4 +154,29 @@ test('"Upscale here" refuses an image over 1024 px a side, naming the limit, and
   await expect(ui.locator('#outcome-text').textContent()).resolves.toMatch(/up to 1024×1024 px \(this one is 1030×40\); use the bridge/);
   expect(imagePaint(wide).imageHash).toBe(hash);
   expect(sim.undoSteps).toHaveLength(0);
+});
+
+test('bridge running but not paired: the pairing field and "Upscale here" both offered; paired: only the bridge', async () => {
+  const bridge = await startBridge();
+  try {
+    const bytes = await png(syntheticRaster(32, 32, 3, 8, 1));
+    const sim = new FigmaSim();
+    sim.storage.set(STORAGE_KEYS.bridgeUrl, bridge.origin);
+    setUp(sim, () => {
+      const photo = rectangle(sim, { name: 'Photo', width: 32, height: 32, fills: [{ type: 'IMAGE', scaleMode: 'FILL', imageHash: sim.addImage(bytes).hash }] });
+      sim.page.selection = [photo];
+    });
+    const { ui } = await openUi(context!, sim, readFileSync(UI_HTML, 'utf8'));
+    await ui.locator('#pair-form').waitFor({ state: 'visible' });
+    await expect(ui.locator('#local').isVisible()).resolves.toBe(true);
+    await expect(ui.locator('#here').isEnabled()).resolves.toBe(true);
+
+    // Once paired, the bridge does the work and the in-window engine is no longer offered.
+    await ui.locator('#code').fill(bridge.codes.at(-1)!);
+    await ui.locator('#pair').click();
+    await ui.locator('#controls').waitFor({ state: 'visible' });
+    await expect(ui.locator('#local').isHidden()).resolves.toBe(true);
+  } finally {
+    await bridge.close();
+  }
 });
