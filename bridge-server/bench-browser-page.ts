@@ -10,6 +10,8 @@ export interface BrowserBenchRequest {
   width: number;
   height: number;
   pixels: string;
+  tile: number;
+  overlap: number;
   provider: WebProviderChoice;
   modelUrl: string;
   files: OrtWasmFiles;
@@ -20,13 +22,14 @@ async function run(request: BrowserBenchRequest) {
   const model = await loadWebModel(WEB_DEFAULT_MODEL, { source: { kind: 'onnx-url', url: request.modelUrl } });
   const runner = await openWebRunner({ model, files: request.files, provider: request.provider });
   const setupSeconds = (performance.now() - t0) / 1000;
+  const tiling = { tile: request.tile, overlap: request.overlap };
   const input: Raster = { width: request.width, height: request.height, channels: 3, depth: 8, data: Uint8Array.from(atob(request.pixels), (c) => c.charCodeAt(0)) };
   // The first run compiles kernels for each window shape; the second is the steady rate.
   const first = performance.now();
-  await upscaleInBrowser(input, runner, model.entry);
+  await upscaleInBrowser(input, runner, model.entry, tiling);
   const firstSeconds = (performance.now() - first) / 1000;
   const start = performance.now();
-  const result = await upscaleInBrowser(input, runner, model.entry);
+  const result = await upscaleInBrowser(input, runner, model.entry, tiling);
   const seconds = (performance.now() - start) / 1000;
   await runner.release();
   let text = '';

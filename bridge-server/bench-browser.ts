@@ -11,6 +11,7 @@ import { ortRunner } from '../core/node/ort-session';
 import { upscaleRaster, windowConventions } from '../core/upscale';
 import { ORT_WASM_FILE, ORT_WEBGPU_WASM_FILE } from '../core/web/ort-files';
 import { WEB_DEFAULT_MODEL } from '../core/web/web-model';
+import { WEB_TILE } from '../core/web/web-upscale';
 import type { BrowserBenchRequest, BrowserBenchRun } from './bench-browser-page';
 
 /**
@@ -55,7 +56,8 @@ export async function runBrowserBenchmark(size: number, imagePath: string) {
   const { data, info } = await sharp(imagePath).removeAlpha().resize(size, size, { fit: 'cover' }).raw().toBuffer({ resolveWithObject: true });
   const input = { width: info.width, height: info.height, channels: 3 as const, depth: 8 as const, data: new Uint8Array(data) };
   const outputMegapixels = (input.width * 4 * input.height * 4) / 1e6;
-  const tiling = { tile: entry.tile, overlap: entry.overlap };
+  // The browser's tiling (core/web's default) for both, so the two runs infer the same windows.
+  const tiling = { tile: Math.min(entry.tile, WEB_TILE), overlap: entry.overlap };
 
   const runner = await ortRunner(installed.onnxPath, { provider: 'cpu' });
   const noResize = { resize: () => Promise.reject(new Error('no resize at the model scale')) };
@@ -94,7 +96,7 @@ export async function runBrowserBenchmark(size: number, imagePath: string) {
     const page = await browser.newPage();
     await page.goto(origin);
     await page.waitForFunction(() => 'upbridgeBench' in window, undefined, { timeout: 30_000 });
-    const request: BrowserBenchRequest = { width: input.width, height: input.height, pixels: Buffer.from(input.data).toString('base64'), provider: 'auto', modelUrl: `${origin}/model.onnx`, files: { wasm: pin(ORT_WASM_FILE), webgpu: pin(ORT_WEBGPU_WASM_FILE) } };
+    const request: BrowserBenchRequest = { ...tiling, width: input.width, height: input.height, pixels: Buffer.from(input.data).toString('base64'), provider: 'auto', modelUrl: `${origin}/model.onnx`, files: { wasm: pin(ORT_WASM_FILE), webgpu: pin(ORT_WEBGPU_WASM_FILE) } };
     // page.evaluate has no timeout of its own: a hung GPU process must fail the bench, not stall it.
     let timer: NodeJS.Timeout | undefined;
     const result = await Promise.race([
@@ -111,6 +113,8 @@ export async function runBrowserBenchmark(size: number, imagePath: string) {
       firstRunSeconds: round(result.firstRunSeconds, 3),
       seconds: round(result.seconds, 3),
       outputMegapixelsPerSecond: round(outputMegapixels / result.seconds, 3),
+      tiles: result.tiles,
+      secondsPerTile: round(result.seconds / result.tiles, 3),
       psnrAgainstNodeDb: round(psnr(pixels, node.raster.data, 255).db, 2),
     };
     return {

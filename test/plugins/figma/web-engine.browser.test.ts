@@ -4,6 +4,7 @@ import { Browser, BrowserContext, chromium } from 'playwright-core';
 import { findModel, NcnnSource } from '../../../core/catalogue';
 import { psnr } from '../../../core/metrics';
 import { upscaleRaster, windowConventions } from '../../../core/upscale';
+import { WEB_TILE } from '../../../core/web/web-upscale';
 import { STORAGE_KEYS, UI_SIZE } from '../../../plugins/figma/src/main/plugin';
 import { freePort, startBridge } from '../../bridge-server/bridge-harness';
 import { CHROMIUM, requireChromium, STEP_MS, within } from '../../browser';
@@ -106,7 +107,7 @@ test('bridge unreachable → "Upscale here" fills the image in place with the No
   const placed = await decode(sim.images.get(newHash)!.bytes);
   expect([placed.width, placed.height, placed.channels]).toEqual([288, 224, 3]);
   const entry = findModel(MODEL);
-  const node = await upscaleRaster(input, await runnerFor(MODEL), 4, { resize: () => Promise.reject(new Error('no resize')) }, { ...windowConventions(entry), scale: 4, tile: entry.tile, overlap: entry.overlap, alpha: 'model' });
+  const node = await upscaleRaster(input, await runnerFor(MODEL), 4, { resize: () => Promise.reject(new Error('no resize')) }, { ...windowConventions(entry), scale: 4, tile: Math.min(entry.tile, WEB_TILE), overlap: entry.overlap, alpha: 'model' });
   const db = psnr(placed.data, node.raster.data, 255).db;
   console.log(`Figma "Upscale here" vs onnxruntime-node: PSNR ${db.toFixed(2)} dB`);
   expect(db).toBeGreaterThanOrEqual(45);
