@@ -20,6 +20,8 @@ import { openUi } from './ui-host';
  * window runs the fast model itself (core/web, onnxruntime-web wasm), with the model's pinned npm
  * files and ORT's .wasm from a loopback stand-in for the npm CDN, and the result must land in the
  * fill exactly as a bridge result does: same node, same paint settings, one undo step.
+ *
+ * UPBRIDGE_UPDATE_SCREENSHOTS=1 also writes plugins/figma/screenshot-upscale-here.png (its README's picture).
  */
 jest.setTimeout(240_000);
 
@@ -36,7 +38,7 @@ beforeAll(async () => {
   await ensureNcnnFiles(MODEL);
   cdn = await startFakeCdn();
   browser = await within(chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'], timeout: STEP_MS }), STEP_MS + 5_000, 'launching chromium');
-  context = await browser.newContext({ viewport: { width: UI_SIZE.width + 40, height: UI_SIZE.height + 40 } });
+  context = await browser.newContext({ viewport: { width: UI_SIZE.width + 40, height: UI_SIZE.height + 40 }, deviceScaleFactor: 2 });
   context.setDefaultTimeout(STEP_MS);
 }, 120_000);
 
@@ -89,7 +91,7 @@ test('bridge unreachable → "Upscale here" fills the image in place with the No
   const before = snapshot(photo);
   const originalHash = imagePaint(photo, 1).imageHash!;
 
-  const { ui, pageErrors } = await openUi(context!, sim, readFileSync(UI_HTML, 'utf8'));
+  const { page, ui, pageErrors } = await openUi(context!, sim, readFileSync(UI_HTML, 'utf8'));
   await expect(ui.locator('#connection').textContent()).resolves.toBe('Bridge not running');
   await ui.locator('#local').waitFor({ state: 'visible' });
   await expect(ui.locator('#here').textContent()).resolves.toBe('Upscale here (slower, fast model)');
@@ -100,6 +102,7 @@ test('bridge unreachable → "Upscale here" fills the image in place with the No
   await expect(ui.locator('#outcome-text').textContent()).resolves.toBe('Upscaled 1 image (4x) in 1 layer');
   // Which engine ran, in the window.
   await expect(ui.locator('#outcome-ran').textContent()).resolves.toBe(`${MODEL} · in this browser (wasm, 1 thread)`);
+  if (process.env.UPBRIDGE_UPDATE_SCREENSHOTS === '1') await page.locator('#ui').screenshot({ path: path.join(__dirname, '..', '..', '..', 'plugins', 'figma', 'screenshot-upscale-here.png') });
 
   // The fill holds the upscale, and it is the Node path's (onnxruntime-node, same model and tiling).
   const newHash = imagePaint(photo, 1).imageHash!;
