@@ -14,9 +14,12 @@ const ROOT = path.join(__dirname, '..', '..', '..');
 const BUILTINS = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 const NODE_ONLY_PACKAGES = /(^|\/)node_modules\/(sharp|@img\/sharp[^/]*|onnxruntime-node)\//;
 
-async function metafileOf(entry: string): Promise<{ metafile: Metafile; text: string }> {
+async function metafileOf(entry: string | string[]): Promise<{ metafile: Metafile }> {
+  const entries = (Array.isArray(entry) ? entry : [entry]).map((e) => path.join(ROOT, e));
   const result = await build({
-    entryPoints: [path.join(ROOT, entry)],
+    entryPoints: entries,
+    // Several entries need an output folder; nothing is written.
+    ...(entries.length > 1 ? { outdir: path.join(ROOT, '.cache', 'purity-out') } : {}),
     bundle: true,
     write: false,
     platform: 'browser',
@@ -29,7 +32,7 @@ async function metafileOf(entry: string): Promise<{ metafile: Metafile; text: st
     external: BUILTINS,
     define: { UPBRIDGE_ORT_PINS: 'undefined' },
   });
-  return { metafile: result.metafile, text: result.outputFiles[0].text };
+  return { metafile: result.metafile };
 }
 
 /** Our own source, comments removed: a `Buffer` in a doc comment is not a use. */
@@ -37,7 +40,7 @@ function code(source: string): string {
   return source.replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:])\/\/.*$/gm, '$1');
 }
 
-async function problems(entry: string): Promise<{ problems: string[]; inputs: string[] }> {
+async function problems(entry: string | string[]): Promise<{ problems: string[]; inputs: string[] }> {
   const { metafile } = await metafileOf(entry);
   const found: string[] = [];
   const inputs = Object.keys(metafile.inputs);
@@ -63,6 +66,30 @@ test.each([
   // It really is the web engine that was checked: the shared pipeline, the converter and ORT web.
   expect(inputs).toEqual(expect.arrayContaining(['core/upscale.ts', 'core/tiler.ts', 'core/convert/ncnn-to-onnx.ts', 'core/web/ort-web-runner.ts']));
   expect(inputs.some((f) => f.includes('node_modules/onnxruntime-web/dist/'))).toBe(true);
+});
+
+/** Every module of core/ outside core/node/ and core/web/: the parts both runtimes share. */
+async function sharedCoreModules(): Promise<string[]> {
+  const found: string[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    for (const entry of await fs.readdir(path.join(ROOT, dir), { withFileTypes: true })) {
+      const rel = `${dir}/${entry.name}`;
+      if (entry.isDirectory()) {
+        if (rel !== 'core/node' && rel !== 'core/web') await walk(rel);
+      } else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) found.push(rel);
+    }
+  };
+  await walk('core');
+  return found;
+}
+
+test('every shared module of core/ (tiler, blending, scale, modes, metrics, fidelity, converters) bundles for the browser with none of Node', async () => {
+  const modules = await sharedCoreModules();
+  expect(modules).toEqual(expect.arrayContaining(['core/tiler.ts', 'core/blend.ts', 'core/scale.ts', 'core/modes.ts', 'core/metrics.ts', 'core/convert/ncnn-to-onnx.ts', 'core/convert/fp16.ts']));
+  const { problems: found, inputs } = await problems(modules);
+  expect(found).toEqual([]);
+  // Nothing under core/node/ is reachable from them.
+  expect(inputs.filter((f) => f.startsWith('core/node/'))).toEqual([]);
 });
 
 test('the check itself catches a Node builtin, Buffer and onnxruntime-node', async () => {
