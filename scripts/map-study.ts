@@ -127,6 +127,17 @@ export class ModelOutputs {
     return rgb(file);
   }
 
+  /** A model's raw output for any input (e.g. the input downscaled once more), cached as `key.id.png`. */
+  async onInput(key: string, input: Raster, id: string): Promise<Raster> {
+    const file = path.join(this.cache, `${key}.${id}.png`);
+    if (!fs.existsSync(file)) {
+      const model = findModel(id);
+      const out = await upscaleRaster(input, await this.runner(model), model.scale, sharpResampler, stageOptions(this.plan, model));
+      await savePng(out.raster, file);
+    }
+    return rgb(file);
+  }
+
   async get(c: Case, id: string, tta: boolean): Promise<{ raster: Raster; spread?: Float32Array }> {
     const stem = path.join(this.cache, `${c.name}.${id}${tta ? '+tta' : ''}`);
     if (!fs.existsSync(`${stem}.png`) || (tta && !fs.existsSync(`${stem}.spread.bin`))) {
