@@ -18,7 +18,12 @@
  * scores apply the model to every pixel and take block means of the result, as a shipped map would.
  *
  *   node scripts/run-ts.mjs scripts/map-learned.ts [--config single|tta] [--models lr,ridge,...]
- *        [--features D,T,...] [--pixel] [--json] [--cache DIR]
+ *        [--features D,T,...;all;...]   feature sets, ';' between sets ('all': every feature)
+ *        [--center | --zscore]          features relative to the image (minus its mean; / its std)
+ *        [--pixel] [--per-image] [--json] [--cache DIR] [--lambda 1] [--hf-weight 1]
+ *        [--oracles]                    upper bounds that use the truth (E_d² + F's error², ...)
+ *        [--fidelity-target]            predict F's errors instead of G's (against F's gradient)
+ * Findings: NOTES.md, issue 7 ("A learned map, held out").
  *
  * Needs map-study.ts's cached model outputs (/tmp/map-study); feature planes are cached under
  * /tmp/map-learned (Float32, one file per image and configuration).
