@@ -20,7 +20,7 @@ function ortWasmPins() {
   const dist = `${root}node_modules/onnxruntime-web/dist`;
   const hash = (file) => createHash('sha256').update(readFileSync(`${dist}/${file}`)).digest('hex');
   const { version } = JSON.parse(readFileSync(`${root}node_modules/onnxruntime-web/package.json`, 'utf8'));
-  return { version, wasm: hash('ort-wasm-simd-threaded.wasm'), webgpu: hash('ort-wasm-simd-threaded.asyncify.wasm') };
+  return { version, wasm: hash('ort-wasm-simd-threaded.wasm'), webgpu: hash('ort-wasm-simd-threaded.asyncify.wasm'), glue: hash('ort-wasm-simd-threaded.mjs') };
 }
 
 async function bundle(entry, target) {

@@ -26,6 +26,7 @@ const ortPins = {
   version: JSON.parse(readFileSync('node_modules/onnxruntime-web/package.json', 'utf8')).version,
   wasm: createHash('sha256').update(readFileSync(`${ortDist}/ort-wasm-simd-threaded.wasm`)).digest('hex'),
   webgpu: createHash('sha256').update(readFileSync(`${ortDist}/ort-wasm-simd-threaded.asyncify.wasm`)).digest('hex'),
+  glue: createHash('sha256').update(readFileSync(`${ortDist}/ort-wasm-simd-threaded.mjs`)).digest('hex'),
 };
 
 await build({

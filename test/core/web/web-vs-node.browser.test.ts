@@ -27,9 +27,9 @@ let browser: Browser | undefined;
 let page: Page;
 let nodeOutput: Raster;
 
-async function openPage(target: Browser): Promise<Page> {
+async function openPage(target: Browser, page = 'index.html'): Promise<Page> {
   const p = await target.newPage();
-  await within(p.goto(`${cdn.origin}/index.html`), STEP_MS, 'loading the test page');
+  await within(p.goto(`${cdn.origin}/${page}`), STEP_MS, 'loading the test page');
   await within(p.waitForFunction(() => 'upbridgeWeb' in window), STEP_MS, 'the web engine to load');
   return p;
 }
@@ -69,6 +69,7 @@ beforeAll(async () => {
   await ensureNcnnFiles(MODEL);
   cdn = await startFakeCdn();
   cdn.pages.set('index.html', { type: 'text/html', body: '<!doctype html><link rel="icon" href="data:,"><script src="/test.js"></script>' });
+  cdn.pages.set('isolated.html', { type: 'text/html', body: '<!doctype html><link rel="icon" href="data:,"><script src="/isolated/test.js"></script>' });
   cdn.pages.set('test.js', { type: 'text/javascript', body: await bundle(path.join(__dirname, 'browser-entry.ts')) });
   nodeOutput = await nodeUpscale(INPUT, TILING);
   browser = await within(chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'], timeout: STEP_MS }), STEP_MS + 5_000, 'launching chromium');
@@ -91,6 +92,20 @@ test("wasm in Chromium: the model converted in the page, 4 tiles, progress per t
   // The page fetched the pinned files: the two ncnn files and the wasm build only.
   expect(cdn.requests).toEqual(expect.arrayContaining([expect.stringMatching(/realesrgan-x4fast\.param$/), expect.stringMatching(/realesrgan-x4fast\.bin$/), '/ort/ort-wasm-simd-threaded.wasm']));
   expect(cdn.requests).not.toContain('/ort/ort-wasm-simd-threaded.asyncify.wasm');
+});
+
+test('a cross-origin-isolated page runs wasm on two threads, with the same output', async () => {
+  const isolated = await openPage(browser!, 'isolated/isolated.html');
+  try {
+    const result = await upscaleIn(isolated, {});
+    if (!result.ok) throw new Error(`${result.code}: ${result.message}`);
+    expect(result).toMatchObject({ provider: 'wasm', crossOriginIsolated: true, threads: 2 });
+    const db = compare(result);
+    console.log(`wasm, 2 threads (cross-origin isolated): PSNR ${db.toFixed(2)} dB, ${result.seconds.toFixed(2)} s`);
+    expect(db).toBeGreaterThanOrEqual(45);
+  } finally {
+    await isolated.close();
+  }
 });
 
 test('cancel stops within one tile; an input over 1024 px a side is refused naming the limit', async () => {

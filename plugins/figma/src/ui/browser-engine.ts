@@ -7,7 +7,7 @@
  * cache keeps it (14 MB: far over clientStorage's 5 MB).
  */
 import { UpbridgeError } from '../../../../core/errors';
-import { checkWebInput, decodeImageBytes, loadWebModel, NPM_CDNS, openWebRunner, ORT_WASM_FILE, ORT_WEB_VERSION, ORT_WEBGPU_WASM_FILE, upscaleInBrowser, WEB_DEFAULT_MODEL, WebModel, WebRunner } from '../../../../core/web';
+import { checkWebInput, decodeImageBytes, loadWebModel, NPM_CDNS, openWebRunner, ORT_WASM_FILE, ORT_WASM_GLUE_FILE, ORT_WEB_VERSION, ORT_WEBGPU_WASM_FILE, upscaleInBrowser, WEB_DEFAULT_MODEL, WebModel, WebRunner } from '../../../../core/web';
 import type { LocalEngine } from './controller';
 
 /** sha256 of onnxruntime-web's two .wasm builds, put in by scripts/build-figma.mjs from node_modules. */
@@ -15,6 +15,8 @@ export interface OrtWasmPins {
   version: string;
   wasm: string;
   webgpu: string;
+  /** The wasm build's glue, for threads (only on a cross-origin-isolated page, which Figma's iframe is not). */
+  glue: string;
 }
 
 export function browserEngine(pins: OrtWasmPins): LocalEngine {
@@ -41,7 +43,7 @@ export function browserEngine(pins: OrtWasmPins): LocalEngine {
           });
           hooks.onStep('Starting onnxruntime-web…');
           const ortFile = (name: string, sha256: string) => ({ name, sha256, urls: mirrors.map((m) => `${m}onnxruntime-web@${pins.version}/dist/${name}`) });
-          const runner = await openWebRunner({ model, files: { wasm: ortFile(ORT_WASM_FILE, pins.wasm), webgpu: ortFile(ORT_WEBGPU_WASM_FILE, pins.webgpu) }, signal: hooks.signal });
+          const runner = await openWebRunner({ model, files: { wasm: ortFile(ORT_WASM_FILE, pins.wasm), webgpu: ortFile(ORT_WEBGPU_WASM_FILE, pins.webgpu), wasmGlue: ortFile(ORT_WASM_GLUE_FILE, pins.glue) }, signal: hooks.signal });
           return { model, runner };
         })();
         opened.catch(() => (opened = undefined));
