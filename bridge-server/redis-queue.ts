@@ -78,28 +78,25 @@ function connectionOptions(conn: QueueConnection, blocking: boolean): RedisOptio
   };
 }
 
-/** Waits until a connection is ready, or throws UPB_QUEUE_UNAVAILABLE naming the URL. */
-async function ready(client: IORedis, display: string, timeoutMs = 5000): Promise<void> {
-  if (client.status === 'ready') return;
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      cleanup();
-      reject(new UpbridgeError('UPB_QUEUE_UNAVAILABLE', `cannot reach the job queue at ${display} (${lastError ?? 'no answer'} within ${timeoutMs / 1000} s); is redis-server running there, and are the password and TLS right?`));
-    }, timeoutMs);
-    let lastError: string | undefined;
-    const onError = (e: Error) => (lastError = e.message);
-    const onReady = () => {
-      cleanup();
-      resolve();
-    };
-    const cleanup = () => {
-      clearTimeout(timer);
-      client.off('ready', onReady);
-      client.off('error', onError);
-    };
-    client.on('ready', onReady);
-    client.on('error', onError);
+/**
+ * Waits for BullMQ's connection (which waits forever while Redis is unreachable or refuses the
+ * password), or throws UPB_QUEUE_UNAVAILABLE naming the URL and Redis's last error.
+ */
+async function connected<T>(what: Promise<T>, sources: { on(event: 'error', fn: (e: Error) => void): unknown }[], display: string, timeoutMs = 5000): Promise<T> {
+  let lastError: string | undefined;
+  for (const s of sources) s.on('error', (e: Error) => (lastError = e.message));
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(
+      () => reject(new UpbridgeError('UPB_QUEUE_UNAVAILABLE', `cannot reach the job queue at ${display} (${lastError ?? 'no answer'} within ${timeoutMs / 1000} s); is redis-server running there, and are the password and TLS right?`)),
+      timeoutMs,
+    );
   });
+  try {
+    return await Promise.race([what, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function unavailable(display: string, e?: unknown): UpbridgeError {
@@ -139,6 +136,8 @@ export interface RasterJobData {
 /** A batch image: an image file in the store, an output key whose extension picks the format. */
 export interface FileJobData {
   kind: 'file';
+  /** What the client calls the image (its relative path): messages name it rather than the store's copy. */
+  name: string;
   input: string;
   output: string;
   settings: BatchSettings;
@@ -202,7 +201,6 @@ export async function startWorker(options: WorkerOptions): Promise<{ close(): Pr
   const running = new Map<string, AbortController>();
   const subscriber = new IORedis(connectionOptions(options, true));
   subscriber.on('error', () => undefined);
-  await subscriber.subscribe(CANCEL_CHANNEL);
   subscriber.on('message', (_channel, id: string) => running.get(id)?.abort());
   const commands = new IORedis(connectionOptions(options, true));
   commands.on('error', () => undefined);
@@ -224,7 +222,7 @@ export async function startWorker(options: WorkerOptions): Promise<{ close(): Pr
     try {
       if ((await commands.exists(cancelKey(id))) === 1) controller.abort();
       const data = job.data as RasterJobData | FileJobData;
-      log(`${name}: job ${id} (${data.kind === 'file' ? data.input : `${data.input.width}×${data.input.height}`}) started${job.attemptsStarted > 1 ? ` (attempt ${job.attemptsStarted}: a worker before this one stopped)` : ''}`);
+      log(`${name}: job ${id} (${data.kind === 'file' ? data.name : `${data.input.width}×${data.input.height} pixels`}) started${job.attemptsStarted > 1 ? ` (attempt ${job.attemptsStarted}: a worker before this one stopped)` : ''}`);
       if (data.kind === 'file') {
         const input = await options.store.open(data.input);
         const output = await options.store.create(data.output);
@@ -244,7 +242,7 @@ export async function startWorker(options: WorkerOptions): Promise<{ close(): Pr
           return result;
         } catch (e) {
           await output.abort();
-          throw e;
+          throw isUpbridgeError(e) ? new UpbridgeError(e.code, e.message.split(input.path).join(data.name)) : e;
         } finally {
           await input.release();
         }
@@ -288,7 +286,8 @@ export async function startWorker(options: WorkerOptions): Promise<{ close(): Pr
     if (e.message !== lastError) log(`${name}: queue connection: ${e.message} (reconnecting)`);
     lastError = e.message;
   });
-  await ready((await worker.client) as unknown as IORedis, display, 10_000);
+  await connected(worker.waitUntilReady(), [worker], display, 10_000);
+  await subscriber.subscribe(CANCEL_CHANNEL);
   void worker.run();
   log(`upbridge worker ${name} taking jobs from ${display} (store ${options.store.description})`);
   return {
@@ -310,8 +309,8 @@ export async function queueBatchRunner(conn: QueueConnection, store: JobStore): 
   const events = new QueueEvents(QUEUE_NAME, { connection: connectionOptions(conn, true) });
   queue.on('error', () => undefined);
   events.on('error', () => undefined);
-  await Promise.all([ready((await queue.client) as unknown as IORedis, display), events.waitUntilReady().then(async () => ready((await events.client) as unknown as IORedis, display))]);
-  const batchId = randomUUID();
+  await connected(Promise.all([queue.waitUntilReady(), events.waitUntilReady()]), [queue, events], display);
+  const batchId = randomUUID().slice(0, 13);
   const progressOf = new Map<string, (p: JobProgress) => void>();
   events.on('progress', ({ jobId, data }) => {
     const d = data as Partial<JobProgress>;
@@ -324,7 +323,7 @@ export async function queueBatchRunner(conn: QueueConnection, store: JobStore): 
     concurrency: 10_000,
     async run(item: BatchItem, settings: BatchSettings, signal: AbortSignal, onProgress) {
       const id = `${batchId}-${n++}`;
-      const prefix = `batch/${batchId}/${id}/`;
+      const prefix = `batch/${batchId}/${n - 1}/`;
       const inputKey = `${prefix}input${path.extname(item.input).toLowerCase()}`;
       const outputKey = `${prefix}output${path.extname(item.output).toLowerCase()}`;
       progressOf.set(id, onProgress);
@@ -332,7 +331,7 @@ export async function queueBatchRunner(conn: QueueConnection, store: JobStore): 
       signal.addEventListener('abort', onAbort);
       try {
         await store.put(inputKey, item.input);
-        const data: FileJobData = { kind: 'file', input: inputKey, output: outputKey, settings };
+        const data: FileJobData = { kind: 'file', name: item.key, input: inputKey, output: outputKey, settings };
         let job: BullJob;
         try {
           job = await queue.add('file', data, { jobId: id, attempts: 1, removeOnComplete: { age: 3600 }, removeOnFail: { age: 24 * 3600 } });
@@ -440,9 +439,8 @@ export class RedisJobQueue implements JobQueue<BridgeJobInput> {
     const events = new QueueEvents(QUEUE_NAME, { connection: connectionOptions(options, true) });
     queue.on('error', () => undefined);
     events.on('error', () => undefined);
+    await connected(Promise.all([queue.waitUntilReady(), events.waitUntilReady()]), [queue, events], display);
     const client = (await queue.client) as unknown as IORedis;
-    await ready(client, display);
-    await events.waitUntilReady();
     return new RedisJobQueue(options, queue, events, client);
   }
 

@@ -1,0 +1,124 @@
+/**
+ * A real redis-server for the queue tests, on a free loopback port, with no persistence, in its
+ * own temporary folder; and `upbridge worker` child processes. No mocks of Redis or BullMQ.
+ */
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { freePort } from '../../bridge-server/free-port';
+
+export const ROOT = path.join(__dirname, '..', '..');
+export const BIN = path.join(ROOT, 'bin', 'upbridge.js');
+
+/** Fails with a message saying what to install, rather than a connection error later. */
+export function redisServerPath(): string {
+  const found = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
+  if (found.error || found.status !== 0) {
+    throw new Error('redis-server is not installed: the queue tests (issue 11) run a real Redis. Install it (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis); .ci/run installs it.');
+  }
+  return 'redis-server';
+}
+
+export interface RedisServer {
+  port: number;
+  url: string;
+  stop(): Promise<void>;
+  /** Starts it again on the same port (a Redis restart), empty. */
+  restart(): Promise<void>;
+}
+
+function waitForPort(port: number, timeoutMs = 10000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const attempt = () => {
+      const socket = net.connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.end();
+        resolve();
+      });
+      socket.once('error', () => {
+        socket.destroy();
+        if (Date.now() > deadline) reject(new Error(`redis-server did not listen on ${port} within ${timeoutMs} ms`));
+        else setTimeout(attempt, 50);
+      });
+    };
+    attempt();
+  });
+}
+
+export async function startRedis(options: { password?: string } = {}): Promise<RedisServer> {
+  const bin = redisServerPath();
+  const port = await freePort();
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'upbridge-redis-'));
+  let child: ChildProcess | undefined;
+  const start = async () => {
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...(options.password ? ['--requirepass', options.password] : [])];
+    child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    await waitForPort(port);
+  };
+  const stop = async () => {
+    const c = child;
+    child = undefined;
+    if (!c || c.exitCode !== null) return;
+    const exited = new Promise((r) => c.once('exit', r));
+    c.kill('SIGKILL');
+    await exited;
+  };
+  await start();
+  return {
+    port,
+    url: `redis://${options.password ? `:${encodeURIComponent(options.password)}@` : ''}127.0.0.1:${port}`,
+    async stop() {
+      await stop();
+      await fs.rm(dir, { recursive: true, force: true });
+    },
+    async restart() {
+      await stop();
+      await start();
+    },
+  };
+}
+
+export interface WorkerProcess {
+  name: string;
+  child: ChildProcess;
+  log: () => string;
+  /** Resolves when the log matches. */
+  waitForLog(pattern: RegExp, timeoutMs?: number): Promise<void>;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export async function startWorker(url: string, store: string, name: string, extra: string[] = []): Promise<WorkerProcess> {
+  const child = spawn(process.execPath, [BIN, 'worker', '--queue', url, '--store', store, '--name', name, ...extra], { env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let text = '';
+  child.stdout!.on('data', (d) => (text += d));
+  child.stderr!.on('data', (d) => (text += d));
+  const waitForLog = (pattern: RegExp, timeoutMs = 30000) =>
+    new Promise<void>((resolve, reject) => {
+      const timer = setInterval(() => {
+        if (pattern.test(text)) {
+          clearInterval(timer);
+          resolve();
+        } else if (child.exitCode !== null || Date.now() > deadline) {
+          clearInterval(timer);
+          reject(new Error(`worker ${name} ${child.exitCode !== null ? `exited (${child.exitCode})` : 'timed out'} before logging ${pattern}; its log:\n${text}`));
+        }
+      }, 20);
+      const deadline = Date.now() + timeoutMs;
+    });
+  await waitForLog(/taking jobs from/);
+  return {
+    name,
+    child,
+    log: () => text,
+    waitForLog,
+    async stop(signal: NodeJS.Signals = 'SIGKILL') {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill(signal);
+      await exited;
+    },
+  };
+}
