@@ -13,6 +13,7 @@ import { upscaleFile } from '../core/node/upscale-file';
 import { ALPHA_MODES, LIMITS } from '../core/upscale';
 import { integerInRange, oneOf } from '../core/validate';
 import { BatchEvent, BatchRunner, BatchSettings, checkSettings, listBatchInputs, MANIFEST_NAME, runBatch } from './batch';
+import { BATCH_BENCH_DEFAULTS, runBatchBenchmark } from './bench-batch';
 import { DirectoryStore } from './job-store';
 import { withCustomModels } from './models-cli';
 import { queueBatchRunner, redisOptions, startWorker } from './redis-queue';
@@ -191,5 +192,22 @@ export function registerBatchCommands(program: Command): void {
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
       });
+    });
+
+  // Run by `upbridge bench` (one JSON line): images per minute locally and with 1 and 2 workers.
+  program
+    .command('bench-batch', { hidden: true })
+    .option('--images <n>', 'images in the batch', String(BATCH_BENCH_DEFAULTS.images))
+    .option('--size <px>', 'input side', String(BATCH_BENCH_DEFAULTS.size))
+    .option('--scale <n>', 'scale', String(BATCH_BENCH_DEFAULTS.scale))
+    .option('--model <id>', 'model', BATCH_BENCH_DEFAULTS.model)
+    .action(async (opts: { images: string; size: string; scale: string; model: string }) => {
+      const report = await runBatchBenchmark({
+        images: integerInRange('images', opts.images, 1, 1000),
+        size: integerInRange('size', opts.size, 16, 2048),
+        scale: integerInRange('scale', opts.scale, 1, 16),
+        model: opts.model,
+      });
+      process.stdout.write(JSON.stringify(report) + '\n');
     });
 }

@@ -198,18 +198,24 @@ export async function startWorker(options: WorkerOptions): Promise<{ close(): Pr
   const execute = jobExecutor(engine);
 
   // Cancels: a message names the job; the running one is aborted at once (the pipeline stops before its next tile).
-  const running = new Map<string, AbortController>();
+  const running = new Map<string, () => void>();
   const subscriber = new IORedis(connectionOptions(options, true));
   subscriber.on('error', () => undefined);
-  subscriber.on('message', (_channel, id: string) => running.get(id)?.abort());
+  subscriber.on('message', (_channel, id: string) => running.get(id)?.());
   const commands = new IORedis(connectionOptions(options, true));
   commands.on('error', () => undefined);
 
   const processor = async (job: BullJob): Promise<RasterJobResult | FileJobResult> => {
     const id = job.id!;
     const controller = new AbortController();
-    running.set(id, controller);
+    /** Tiles done when the cancel reached this worker (logged, so a test can tell how fast a cancel stops the job). */
+    let cancelSeenAt: number | undefined;
+    running.set(id, () => {
+      cancelSeenAt ??= current.done;
+      controller.abort();
+    });
     const t0 = performance.now();
+    let current: JobProgress = { done: 0, total: 0 };
     let lastSent = 0;
     const progress = (p: JobProgress, stage?: string) => {
       // Every tile, but no more than ~20 messages a second.
@@ -218,9 +224,8 @@ export async function startWorker(options: WorkerOptions): Promise<{ close(): Pr
       lastSent = now;
       void job.updateProgress({ done: p.done, total: p.total, ...(stage ? { stage } : {}) }).catch(() => undefined);
     };
-    let current: JobProgress = { done: 0, total: 0 };
     try {
-      if ((await commands.exists(cancelKey(id))) === 1) controller.abort();
+      if ((await commands.exists(cancelKey(id))) === 1) running.get(id)?.();
       const data = job.data as RasterJobData | FileJobData;
       log(`${name}: job ${id} (${data.kind === 'file' ? data.name : `${data.input.width}×${data.input.height} pixels`}) started${job.attemptsStarted > 1 ? ` (attempt ${job.attemptsStarted}: a worker before this one stopped)` : ''}`);
       if (data.kind === 'file') {
@@ -262,7 +267,7 @@ export async function startWorker(options: WorkerOptions): Promise<{ close(): Pr
       return result;
     } catch (e) {
       const cancelled = controller.signal.aborted || (isUpbridgeError(e) && e.code === 'UPB_CANCELLED');
-      log(`${name}: job ${id} ${cancelled ? 'cancelled' : `failed: ${encodeError(e)}`}`);
+      log(`${name}: job ${id} ${cancelled ? `cancelled: the cancel arrived after tile ${cancelSeenAt ?? current.done}, the job stopped after tile ${current.done} of ${current.total}` : `failed: ${encodeError(e)}`}`);
       // Never retried: the pipeline is deterministic, the same input fails the same way.
       throw new UnrecoverableError(cancelled ? 'UPB_CANCELLED: cancelled' : encodeError(e));
     } finally {

@@ -25,6 +25,8 @@ export interface RedisServer {
   port: number;
   url: string;
   stop(): Promise<void>;
+  /** Kills the server (Redis down); `restart()` brings it back. */
+  kill(): Promise<void>;
   /** Starts it again on the same port (a Redis restart), empty. */
   restart(): Promise<void>;
 }
@@ -74,6 +76,7 @@ export async function startRedis(options: { password?: string } = {}): Promise<R
       await stop();
       await fs.rm(dir, { recursive: true, force: true });
     },
+    kill: stop,
     async restart() {
       await stop();
       await start();
