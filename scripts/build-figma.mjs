@@ -23,9 +23,15 @@ function ortWasmPins() {
   return { version, wasm: hash('ort-wasm-simd-threaded.wasm'), webgpu: hash('ort-wasm-simd-threaded.asyncify.wasm'), glue: hash('ort-wasm-simd-threaded.mjs') };
 }
 
+/** core/web/ort-worker.ts as text: the UI starts it as a blob-URL worker (one inlined HTML file has no other URL). */
+async function workerSource() {
+  const result = await build({ entryPoints: [`${root}core/web/ort-worker.ts`], bundle: true, write: false, platform: 'browser', format: 'iife', target: 'es2020', logLevel: 'warning' });
+  return result.outputFiles[0].text;
+}
+
 async function bundle(entry, target) {
   const result = await build({
-    define: { UPBRIDGE_ORT_PINS: JSON.stringify(ortWasmPins()) },
+    define: { UPBRIDGE_ORT_PINS: JSON.stringify(ortWasmPins()), UPBRIDGE_ORT_WORKER_SOURCE: JSON.stringify(await workerSource()) },
     entryPoints: [`${source}/src/${entry}`],
     bundle: true,
     write: false,

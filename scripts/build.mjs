@@ -29,8 +29,11 @@ const ortPins = {
   glue: createHash('sha256').update(readFileSync(`${ortDist}/ort-wasm-simd-threaded.mjs`)).digest('hex'),
 };
 
+// The page's inference worker (core/web/ort-worker.ts), carried as text and started from a blob URL.
+const ortWorker = await build({ entryPoints: ['core/web/ort-worker.ts'], bundle: true, write: false, platform: 'browser', format: 'iife', target: 'es2020', logLevel: 'warning' });
+
 await build({
-  define: { UPBRIDGE_ORT_PINS: JSON.stringify(ortPins) },
+  define: { UPBRIDGE_ORT_PINS: JSON.stringify(ortPins), UPBRIDGE_ORT_WORKER_SOURCE: JSON.stringify(ortWorker.outputFiles[0].text) },
   entryPoints: ['bridge-server/page/page.ts'],
   outfile: 'dist/page/page.js',
   bundle: true,

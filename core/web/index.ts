@@ -8,4 +8,5 @@ export { sha256Hex } from './digest';
 export { fetchVerified, type PinnedFile } from './fetch-verified';
 export { openWebRunner, ORT_WASM_FILE, ORT_WASM_GLUE_FILE, ORT_WEB_VERSION, ORT_WEBGPU_WASM_FILE, type OrtWasmFiles, type WebProvider, type WebProviderChoice, type WebRunner } from './ort-web-runner';
 export { checkWebInput, upscaleInBrowser, WEB_LIMITS, WEB_TILE, yieldToEventLoop, type WebUpscaleOptions } from './web-upscale';
+export { openWorkerRunner, type WorkerWebRunner } from './worker-runner';
 export { cacheKey, fp16Variant, loadWebModel, NPM_CDNS, WEB_DEFAULT_MODEL, type ModelCache, type WebModel, type WebModelSource } from './web-model';

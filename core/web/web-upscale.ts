@@ -13,11 +13,11 @@ import { Resampler, upscaleRaster, UpscaleResult, windowConventions } from '../u
 export const WEB_LIMITS = { maxInputSide: 1024 } as const;
 
 /**
- * Tile core for the browser, smaller than the bridge's 256: onnxruntime-web runs each tile on the
- * page's own thread (a plugin iframe has no worker script URL to give ORT's proxy), so a tile is
- * as long as the window cannot repaint or take a click. Measured on this project's busy 2-vCPU VM,
- * one wasm thread, a 384² input: 4.5 s a tile at 128 (9 tiles, 40 s) against 7.9 s a tile at 256
- * (which the tiler makes 4 tiles of 192; 32 s): shorter freezes for 1.27× the total time.
+ * Tile core for the browser, smaller than the bridge's 256: a tile is what Cancel waits for (the
+ * one in flight finishes), the step progress moves by, and, where no worker could start
+ * (worker-runner.ts), how long the window cannot repaint. Measured on this project's busy 2-vCPU
+ * VM, one wasm thread, a 384² input: 4.5 s a tile at 128 (9 tiles, 40 s) against 7.9 s a tile at
+ * 256 (which the tiler makes 4 tiles of 192; 32 s): shorter steps for 1.27× the total time.
  */
 export const WEB_TILE = 128;
 

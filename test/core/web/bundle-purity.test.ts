@@ -30,7 +30,7 @@ async function metafileOf(entry: string | string[]): Promise<{ metafile: Metafil
     // A native addon (onnxruntime-node's binding) would fail the build before the check could name it.
     loader: { '.node': 'empty' },
     external: BUILTINS,
-    define: { UPBRIDGE_ORT_PINS: 'undefined' },
+    define: { UPBRIDGE_ORT_PINS: 'undefined', UPBRIDGE_ORT_WORKER_SOURCE: 'undefined' },
   });
   return { metafile: result.metafile };
 }

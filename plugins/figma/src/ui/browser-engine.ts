@@ -7,7 +7,7 @@
  * cache keeps it (14 MB: far over clientStorage's 5 MB).
  */
 import { UpbridgeError } from '../../../../core/errors';
-import { checkWebInput, decodeImageBytes, loadWebModel, NPM_CDNS, openWebRunner, ORT_WASM_FILE, ORT_WASM_GLUE_FILE, ORT_WEB_VERSION, ORT_WEBGPU_WASM_FILE, upscaleInBrowser, WEB_DEFAULT_MODEL, WebModel, WebRunner } from '../../../../core/web';
+import { checkWebInput, decodeImageBytes, loadWebModel, NPM_CDNS, openWorkerRunner, ORT_WASM_FILE, ORT_WASM_GLUE_FILE, ORT_WEB_VERSION, ORT_WEBGPU_WASM_FILE, upscaleInBrowser, WEB_DEFAULT_MODEL, WebModel, WorkerWebRunner } from '../../../../core/web';
 import type { LocalEngine } from './controller';
 
 /** sha256 of onnxruntime-web's two .wasm builds, put in by scripts/build-figma.mjs from node_modules. */
@@ -19,9 +19,9 @@ export interface OrtWasmPins {
   glue: string;
 }
 
-export function browserEngine(pins: OrtWasmPins): LocalEngine {
+export function browserEngine(pins: OrtWasmPins, workerSource?: string): LocalEngine {
   if (pins.version !== ORT_WEB_VERSION) throw new UpbridgeError('UPB_INTERNAL', `built with onnxruntime-web ${pins.version}, pinned ${ORT_WEB_VERSION}`);
-  let opened: Promise<{ model: WebModel; runner: WebRunner }> | undefined;
+  let opened: Promise<{ model: WebModel; runner: WorkerWebRunner }> | undefined;
   let openedFor = '';
 
   return {
@@ -43,7 +43,7 @@ export function browserEngine(pins: OrtWasmPins): LocalEngine {
           });
           hooks.onStep('Starting onnxruntime-web…');
           const ortFile = (name: string, sha256: string) => ({ name, sha256, urls: mirrors.map((m) => `${m}onnxruntime-web@${pins.version}/dist/${name}`) });
-          const runner = await openWebRunner({ model, files: { wasm: ortFile(ORT_WASM_FILE, pins.wasm), webgpu: ortFile(ORT_WEBGPU_WASM_FILE, pins.webgpu), wasmGlue: ortFile(ORT_WASM_GLUE_FILE, pins.glue) }, signal: hooks.signal });
+          const runner = await openWorkerRunner({ model, files: { wasm: ortFile(ORT_WASM_FILE, pins.wasm), webgpu: ortFile(ORT_WEBGPU_WASM_FILE, pins.webgpu), wasmGlue: ortFile(ORT_WASM_GLUE_FILE, pins.glue) }, signal: hooks.signal }, workerSource);
           return { model, runner };
         })();
         opened.catch(() => (opened = undefined));
@@ -56,6 +56,7 @@ export function browserEngine(pins: OrtWasmPins): LocalEngine {
         model: model.entry.id,
         provider: runner.provider,
         threads: runner.threads,
+        inWorker: runner.inWorker,
       };
     },
   };

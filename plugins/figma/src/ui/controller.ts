@@ -66,7 +66,7 @@ export interface LocalEngine {
   upscale(
     job: { bytes: Uint8Array; contentType: string; scale: number; mirrors?: string[]; cache: ModelCache },
     hooks: { signal: AbortSignal; onProgress(done: number, total: number): void; onStep(text: string): void },
-  ): Promise<{ pixels: RawPixels; model: string; provider: string; threads: number }>;
+  ): Promise<{ pixels: RawPixels; model: string; provider: string; threads: number; /** False when no worker could start and inference held the window's thread. */ inWorker: boolean }>;
 }
 
 export interface UiControllerOptions {
@@ -279,7 +279,7 @@ export class UiController {
         onStep: (text: string) => this.setProgressText(text),
       };
       const out = await engine.upscale({ bytes: job.bytes, contentType: job.contentType, scale: job.scale, mirrors: this.modelMirrors, cache: this.modelCache }, hooks);
-      this.localRan = `${out.model} · in this browser (${out.provider}${out.provider === 'wasm' ? `, ${out.threads} thread${out.threads === 1 ? '' : 's'}` : ''})`;
+      this.localRan = `${out.model} · in this browser (${out.provider}${out.provider === 'wasm' ? `, ${out.threads} thread${out.threads === 1 ? '' : 's'}` : ''}${out.inWorker ? '' : ', on the window thread'})`;
       const { width, height } = out.pixels;
       this.setProgressText('Encoding the result…');
       const pieces = job.output.kind === 'image' ? [{ bytes: encodePng(out.pixels), x: 0, y: 0, width, height }] : cutIntoPngTiles(out.pixels, job.output.maxSide);

@@ -11,6 +11,8 @@ import { RunOptions, UiController, ViewState } from './controller';
 
 /** Put in at build time (scripts/build-figma.mjs): the sha256 of onnxruntime-web's .wasm files. */
 declare const UPBRIDGE_ORT_PINS: OrtWasmPins | undefined;
+/** Put in at build time: core/web/ort-worker.ts bundled, so inference runs off this window's thread. */
+declare const UPBRIDGE_ORT_WORKER_SOURCE: string | undefined;
 
 function $<T extends HTMLElement>(id: string): T {
   const el = document.getElementById(id);
@@ -115,7 +117,7 @@ function render(state: ViewState): void {
 const controller: UiController = new UiController({
   post: (message: UiToMain) => parent.postMessage({ pluginMessage: message }, '*'),
   render: (state) => render(state),
-  ...(typeof UPBRIDGE_ORT_PINS !== 'undefined' && UPBRIDGE_ORT_PINS ? { localEngine: browserEngine(UPBRIDGE_ORT_PINS) } : {}),
+  ...(typeof UPBRIDGE_ORT_PINS !== 'undefined' && UPBRIDGE_ORT_PINS ? { localEngine: browserEngine(UPBRIDGE_ORT_PINS, typeof UPBRIDGE_ORT_WORKER_SOURCE !== 'undefined' ? UPBRIDGE_ORT_WORKER_SOURCE : undefined) } : {}),
 });
 
 window.addEventListener('message', (event: MessageEvent<{ pluginMessage?: MainToUi }>) => {
