@@ -56,15 +56,18 @@ async function problems(entry: string | string[]): Promise<{ problems: string[];
   return { problems: found, inputs };
 }
 
+const PIPELINE = ['core/upscale.ts', 'core/tiler.ts', 'core/convert/ncnn-to-onnx.ts', 'core/web/ort-web-runner.ts'];
+
 test.each([
-  ['core/web/index.ts', 'the web core'],
-  ['plugins/figma/src/ui/ui.ts', "the Figma plugin's UI"],
-  ['bridge-server/page/page.ts', "the bridge's page"],
-])('%s (%s) bundles for the browser with no Node builtin, Buffer, sharp or onnxruntime-node', async (entry) => {
+  ['core/web/index.ts', 'the web core', PIPELINE],
+  ['core/web/ort-worker.ts', 'the inference worker', ['core/web/ort-web-runner.ts', 'core/convert/fp16.ts']],
+  ['plugins/figma/src/ui/ui.ts', "the Figma plugin's UI", PIPELINE],
+  ['bridge-server/page/page.ts', "the bridge's page", PIPELINE],
+])('%s (%s) bundles for the browser with no Node builtin, Buffer, sharp or onnxruntime-node', async (entry, _what, expected) => {
   const { problems: found, inputs } = await problems(entry);
   expect(found).toEqual([]);
   // It really is the web engine that was checked: the shared pipeline, the converter and ORT web.
-  expect(inputs).toEqual(expect.arrayContaining(['core/upscale.ts', 'core/tiler.ts', 'core/convert/ncnn-to-onnx.ts', 'core/web/ort-web-runner.ts']));
+  expect(inputs).toEqual(expect.arrayContaining(expected));
   expect(inputs.some((f) => f.includes('node_modules/onnxruntime-web/dist/'))).toBe(true);
 });
 
