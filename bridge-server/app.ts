@@ -4,6 +4,7 @@ import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import Fastify, { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { ErrorCode, isUpbridgeError, UpbridgeError } from '../core/errors';
+import { STREAM_MIN_OUTPUT_PIXELS } from '../core/node/upscale-stream';
 import { BridgeLimits, BridgeOptions, DEFAULT_LIMITS, Engine } from './config';
 import { HTTP_STATUS } from './http-status';
 import { InProcessQueue } from './queue';
@@ -11,6 +12,7 @@ import { infoRoutes, VERSION } from './routes/info';
 import { BridgeJobInput, jobExecutor, jobRoutes } from './routes/jobs';
 import { pairRoutes } from './routes/pair';
 import { webEngineRoutes } from './routes/web-engine';
+import { newResultDir } from './result-file';
 import { registerSecurity } from './security';
 import { Pairing, TokenStore } from './tokens';
 
@@ -27,6 +29,8 @@ export interface Bridge {
   app: FastifyInstance;
   queue: InProcessQueue<BridgeJobInput>;
   limits: BridgeLimits;
+  /** Where this server keeps results on disk (created on first use, removed on close). */
+  resultDir: string;
 }
 
 /** The page's static files: dist/page beside the bundle, or from a source checkout after `npm run build`. */
@@ -59,10 +63,14 @@ function toUpbridgeError(error: FastifyError): UpbridgeError {
 
 export async function buildBridge(options: BridgeOptions, deps: BridgeDeps): Promise<Bridge> {
   const limits: BridgeLimits = { ...DEFAULT_LIMITS, ...options.limits };
-  const queue = new InProcessQueue<BridgeJobInput>(jobExecutor(deps.engine), {
+  // One folder per server, so two bridges in one process (tests) never share or remove each other's files.
+  const resultDir = options.resultDir ?? newResultDir();
+  const files = { dir: resultDir, minOutputPixels: options.resultFileMinPixels ?? STREAM_MIN_OUTPUT_PIXELS };
+  const queue = new InProcessQueue<BridgeJobInput>(jobExecutor(deps.engine, files), {
     capacity: options.queueCapacity ?? 16,
     resultTtlMs: options.resultTtlMs ?? 10 * 60 * 1000,
     resultBudgetBytes: options.resultBudgetBytes ?? 4 * 1024 ** 3,
+    resultFileBudgetBytes: options.resultFileBudgetBytes ?? 16 * 1024 ** 3,
     // The input's pixels are not needed once the job has run; its metadata is (to encode results).
     releaseInput: (input) => {
       input.raster = { width: 0, height: 0, channels: input.raster.channels, depth: input.raster.depth, data: new Uint8Array(0) };
@@ -135,6 +143,10 @@ export async function buildBridge(options: BridgeOptions, deps: BridgeDeps): Pro
     return reply.header('content-type', 'text/javascript; charset=utf-8').send(script);
   });
 
-  app.addHook('onClose', async () => queue.close());
-  return { app, queue, limits };
+  app.addHook('onClose', async () => {
+    await queue.close();
+    // What the queue removed file by file, and whatever an aborted job was still writing.
+    await fs.rm(resultDir, { recursive: true, force: true });
+  });
+  return { app, queue, limits, resultDir };
 }

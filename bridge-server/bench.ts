@@ -13,6 +13,7 @@ import { decodeImage, sharpResampler } from '../core/node/image-io';
 import { ModelStore } from '../core/node/model-store';
 import type { BrowserBenchResult } from './bench-browser';
 import { ortRunner } from '../core/node/ort-session';
+import type { runHugeBridgeBenchmark } from './bench-bridge-huge';
 
 /**
  * Output megapixels per second for a size×size input at the model's native scale, whole pipeline
@@ -280,6 +281,10 @@ export interface BenchSuiteOptions {
   tfjsSize: number;
   /** Input side for the in-browser engine (wasm in headless Chromium) and onnxruntime-node beside it; 0 or absent skips it. */
   browserSize?: number;
+  /** Input side of the huge-output case through a bridge server process (16x: 1024); 0 skips it. */
+  hugeSize?: number;
+  /** Its scale (default 16). */
+  hugeScale?: number;
 }
 
 /** Runs `upbridge <args>` in a child process and returns its last stdout line as JSON. */
@@ -301,6 +306,8 @@ export async function runBenchSuite(options: BenchSuiteOptions, runChild: RunChi
   const target = targetResult && { ...targetResult, goalFractionOfPracticalPeak: TARGET.fractionOfPracticalPeak, meetsGoal: (targetResult.fractionOfPracticalPeak ?? 0) >= TARGET.fractionOfPracticalPeak };
   const bridge = options.bridgeSize > 0 ? runChild(['bench-bridge', '--size', String(options.bridgeSize)]) : undefined;
   const peers = options.peers ? runPeers(options, runChild) : undefined;
+  // Minutes of both CPUs (16x of 1024²: two 4x passes of the fast model), so only when asked for.
+  const hugeBridge: HugeBridgeResult | undefined = options.hugeSize ? runChild(['bench-bridge-huge', '--size', String(options.hugeSize), '--scale', String(options.hugeScale ?? 16)]) : undefined;
   // The in-browser engine (issue 10): onnxruntime-web in headless Chromium beside onnxruntime-node, and the download sizes.
   const browser: BrowserBenchResult | undefined = options.browserSize ? runChild(['bench-browser', '--size', String(options.browserSize)]) : undefined;
   return {
@@ -312,10 +319,12 @@ export async function runBenchSuite(options: BenchSuiteOptions, runChild: RunChi
     bridge,
     peers,
     browser,
+    hugeBridge,
   };
 }
 
 export type BenchReport = Awaited<ReturnType<typeof runBenchSuite>>;
+type HugeBridgeResult = Awaited<ReturnType<typeof runHugeBridgeBenchmark>>;
 
 function runPeers(options: BenchSuiteOptions, runChild: RunChild) {
   const compare = (peer: 'ncnn' | 'upscalerjs', id: string, size: number) => {
@@ -362,6 +371,14 @@ export function formatBenchReport(report: BenchReport): string {
     lines.push(`in the browser (${web.model} ${web.input} at 4x, tile ${web.tile}): onnxruntime-node ${web.node.provider} ${web.node.outputMegapixelsPerSecond} MP/s (${web.node.seconds} s); ${runs}`);
     const s = web.sizes;
     lines.push(`  downloads: Figma plugin ${mb(s.figmaPluginBytes)} (ui.html ${mb(s.figmaUiHtmlBytes)}), ORT wasm ${mb(s.ortWasmBytes)} (WebGPU build ${mb(s.ortWebGpuWasmBytes)}), model ${mb(s.modelFp32OnnxBytes)} fp32 / ${mb(s.modelFp16OnnxBytes)} fp16`);
+  }
+  const huge = report.hugeBridge;
+  if (huge) {
+    const r = huge.serverRss;
+    lines.push(
+      `huge output through the bridge: ${huge.input.width}² at ${huge.output.width / huge.input.width}x → ${huge.output.width}×${huge.output.height} (${huge.output.MiB} MiB at 8 bits), ${huge.model}, ${huge.seconds} s; ` +
+        `server peak RSS ${r.peakMiB} MiB = ${r.peakOverOutput}× the output (constant ${r.constantMiB} MiB; limit 1.5× + constant = ${r.limitMiB} MiB: ${r.withinLimit ? 'within' : 'over'})`,
+    );
   }
   for (const p of report.peers ?? []) {
     lines.push(

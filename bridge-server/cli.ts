@@ -16,6 +16,7 @@ import { benchImage, formatBenchReport, runBenchmark, runBenchSuite, runPeakBenc
 import { runNcnnPeer, runUpscalerJsPeer } from './bench-peers';
 import { formatDoctor, runDoctor } from './doctor';
 import { runBridgeBenchmark } from './bench-bridge';
+import { HUGE_DEFAULTS, hugeSource, runHugeBridgeBenchmark } from './bench-bridge-huge';
 import { runBrowserBenchmark } from './bench-browser';
 import { DEFAULT_PORT, serve } from './serve';
 import { TokenStore } from './tokens';
@@ -224,7 +225,9 @@ export function buildProgram(): Command {
     .option('--peer-size <px>', 'input size for the ncnn peer and ours beside it (x4v3: twice that)', '128')
     .option('--tfjs-size <px>', 'input size for UpscalerJS (pure-JS TF.js, slow) and ours beside it', '64')
     .option('--browser-size <px>', 'input size (square) for the in-browser engine (wasm in headless Chromium) and onnxruntime-node beside it; 0 skips it', '128')
-    .action(async (opts: { json?: boolean; size: string; models?: string; targetSize: string; bridgeSize: string; fmaPeak: boolean; peers?: boolean; peerSize: string; tfjsSize: string; browserSize: string }) => {
+    .option('--huge-size <px>', 'input size (square) for a huge output through a bridge server process, its peak RSS against the output (issue 8: 1024; 12–35 min of 2 CPUs); 0 skips it', '0')
+    .option('--huge-scale <n>', 'scale of the huge output', String(HUGE_DEFAULTS.scale))
+    .action(async (opts: { json?: boolean; size: string; models?: string; targetSize: string; bridgeSize: string; fmaPeak: boolean; peers?: boolean; peerSize: string; tfjsSize: string; browserSize: string; hugeSize: string; hugeScale: string }) => {
       // The whole catalogue is 43 models and ~300 MB of downloads; by default, the models npm start prepares.
       const ids = opts.models === 'all' ? catalogue.models.map((m) => m.id) : opts.models ? opts.models.split(',') : startupModelIds();
       const runChild = (args: string[]) => {
@@ -235,7 +238,7 @@ export function buildProgram(): Command {
       };
       const size = (name: string, value: string) => integerInRange(name, value, 0, LIMITS.tile.max);
       const report = await runBenchSuite(
-        { browserSize: size('browser-size', opts.browserSize), size: size('size', opts.size), models: ids, targetSize: size('target-size', opts.targetSize), bridgeSize: size('bridge-size', opts.bridgeSize), fmaPeak: opts.fmaPeak, peers: opts.peers === true, peerSize: size('peer-size', opts.peerSize), tfjsSize: size('tfjs-size', opts.tfjsSize) },
+        { browserSize: size('browser-size', opts.browserSize), size: size('size', opts.size), models: ids, targetSize: size('target-size', opts.targetSize), bridgeSize: size('bridge-size', opts.bridgeSize), fmaPeak: opts.fmaPeak, peers: opts.peers === true, peerSize: size('peer-size', opts.peerSize), tfjsSize: size('tfjs-size', opts.tfjsSize), hugeSize: size('huge-size', opts.hugeSize), hugeScale: integerInRange('huge-scale', opts.hugeScale, 1, 16) },
         runChild,
       );
       process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : formatBenchReport(report));
@@ -253,6 +256,17 @@ export function buildProgram(): Command {
     .option('--size <px>', 'input size', '1024')
     .action(async (opts: { size: string }) => {
       process.stdout.write(JSON.stringify(await runBridgeBenchmark(Number(opts.size))) + '\n');
+    });
+
+  program
+    .command('bench-bridge-huge', { hidden: true })
+    .option('--size <px>', 'input size', String(HUGE_DEFAULTS.size))
+    .option('--scale <n>', 'scale', String(HUGE_DEFAULTS.scale))
+    .option('--model <id>', 'model', HUGE_DEFAULTS.model)
+    .option('--source <file>', 'photo, resized to cover size×size (default: the one scripts/huge-output.ts uses)')
+    .action(async (opts: { size: string; scale: string; model: string; source?: string }) => {
+      const result = await runHugeBridgeBenchmark({ size: Number(opts.size), scale: Number(opts.scale), model: opts.model, source: opts.source ?? hugeSource() });
+      process.stdout.write(JSON.stringify(result) + '\n');
     });
 
   program

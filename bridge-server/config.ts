@@ -13,7 +13,9 @@ export const DEFAULT_LIMITS: BridgeLimits = {
   maxBodyBytes: 512 * 1024 * 1024,
   maxInputPixels: 64 * 1024 * 1024,
   maxOutputSide: 16384,
-  maxOutputPixels: 268 * 1000 * 1000,
+  // 16384² exactly: a 16x of a 1024² photo. Huge single-model results stream to disk
+  // (result-file.ts), so the bridge holds far less than the output while it runs.
+  maxOutputPixels: 16384 * 16384,
 };
 
 /** What runs models: real ONNX Runtime sessions in the server, the same in tests. */
@@ -34,8 +36,14 @@ export interface BridgeOptions {
   limits?: Partial<BridgeLimits>;
   queueCapacity?: number;
   resultTtlMs?: number;
-  /** Bytes of finished results kept at most (default 4 GiB); the oldest expire first. */
+  /** Bytes of finished results kept in memory at most (default 4 GiB); the oldest expire first. */
   resultBudgetBytes?: number;
+  /** Bytes of results kept on disk at most (default 16 GiB); the oldest files expire first. */
+  resultFileBudgetBytes?: number;
+  /** Results from this many output pixels on go to disk when they can (default STREAM_MIN_OUTPUT_PIXELS, 64 MP). */
+  resultFileMinPixels?: number;
+  /** Folder for results kept on disk (default: a new one per server in the system's temporary folder); removed on close. */
+  resultDir?: string;
   /** Open event streams at most, over all jobs (default 64). */
   maxEventStreams?: number;
   pairingRateLimitPerMinute?: number;

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { isUpbridgeError, throwIfCancelled, UpbridgeError } from '../core/errors';
 import { Raster } from '../core/raster';
+import { removeResultFile, ResultFile } from './result-file';
 
 export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
 
@@ -19,9 +20,13 @@ export type JobEvent =
   | { type: 'failed'; error: { code: string; message: string } }
   | { type: 'cancelled' };
 
-/** What a finished job keeps: the image, the invented-detail map when asked for, and a report. */
+/**
+ * What a finished job keeps: the image (in memory, or for a huge one a PNG on disk that the job
+ * wrote as it ran: result-file.ts), the invented-detail map when asked for, and a report.
+ */
 export interface JobOutput {
-  raster: Raster;
+  raster?: Raster;
+  resultFile?: ResultFile;
   map?: Raster;
   report?: Record<string, unknown>;
 }
@@ -40,6 +45,8 @@ export class Job<Input = unknown> {
   startedAt?: number;
   finishedAt?: number;
   result?: Raster;
+  /** The result when it is kept on disk instead of `result`; deleted when the result expires. */
+  resultFile?: ResultFile;
   map?: Raster;
   /** What the pipeline reported (models, LR-PSNR, map summary); kept after the pixels expire. */
   report?: Record<string, unknown>;
@@ -94,8 +101,10 @@ export interface QueueOptions<Input> {
   resultTtlMs: number;
   /** Drops what a finished job no longer needs from its input. */
   releaseInput?: (input: Input) => void;
-  /** Bytes of results kept at most; beyond it the oldest results expire early. */
+  /** Bytes of results kept in memory at most; beyond it the oldest results expire early. */
   resultBudgetBytes?: number;
+  /** Bytes of results kept on disk at most (result files); beyond it the oldest files expire early. */
+  resultFileBudgetBytes?: number;
 }
 
 /**
@@ -107,9 +116,10 @@ export class InProcessQueue<Input> implements JobQueue<Input> {
   private readonly waiting: Job<Input>[] = [];
   private running?: Job<Input>;
   private closed = false;
-  /** Jobs holding a result, oldest first, and their bytes. */
+  /** Jobs holding a result, oldest first, and their bytes in memory and on disk. */
   private readonly retained: Job<Input>[] = [];
   private retainedBytes = 0;
+  private retainedFileBytes = 0;
   private readonly timers = new Set<NodeJS.Timeout>();
 
   constructor(
@@ -190,8 +200,10 @@ export class InProcessQueue<Input> implements JobQueue<Input> {
           job.emit({ type: 'stage', stage });
         },
       );
+      if (this.closed || job.controller.signal.aborted) await dropFile(output.resultFile);
       throwIfCancelled(job.controller.signal);
       job.result = output.raster;
+      job.resultFile = output.resultFile;
       job.map = output.map;
       job.report = output.report;
       this.finish(job, 'done');
@@ -213,7 +225,7 @@ export class InProcessQueue<Input> implements JobQueue<Input> {
     job.finishedAt = Date.now();
     this.options.releaseInput?.(job.input);
     job.emit(job.terminalEvent()!);
-    if (job.result) this.retain(job);
+    if (job.result || job.resultFile) this.retain(job);
     // Keep the result for a while, then the record for a while longer, so a late poll still
     // learns what happened ("expired") instead of "not found".
     this.later(this.options.resultTtlMs, () => {
@@ -225,16 +237,33 @@ export class InProcessQueue<Input> implements JobQueue<Input> {
   private retain(job: Job<Input>): void {
     this.retained.push(job);
     this.retainedBytes += bytesOf(job);
-    const budget = this.options.resultBudgetBytes ?? Infinity;
+    this.retainedFileBytes += job.resultFile?.bytes ?? 0;
+    // Two budgets: memory (in-memory results) and disk (result files), each spent oldest first. A
+    // result on disk costs no memory, so a huge one does not push smaller results out of memory.
     // The newest result always stays: its client is about to download it.
-    while (this.retainedBytes > budget && this.retained.length > 1) this.expire(this.retained[0]);
+    const budget = this.options.resultBudgetBytes ?? Infinity;
+    const fileBudget = this.options.resultFileBudgetBytes ?? Infinity;
+    this.spend(() => this.retainedBytes > budget, (j) => bytesOf(j) > 0);
+    this.spend(() => this.retainedFileBytes > fileBudget, (j) => j.resultFile !== undefined);
+  }
+
+  /** Expires the oldest results that `holds` (never the newest) while `over()`. */
+  private spend(over: () => boolean, holds: (job: Job<Input>) => boolean): void {
+    while (over()) {
+      const oldest = this.retained.slice(0, -1).find(holds);
+      if (!oldest) return;
+      this.expire(oldest);
+    }
   }
 
   private expire(job: Job<Input>): void {
-    if (!job.result) return;
+    if (!job.result && !job.resultFile) return;
     this.retainedBytes -= bytesOf(job);
+    this.retainedFileBytes -= job.resultFile?.bytes ?? 0;
     this.retained.splice(this.retained.indexOf(job), 1);
+    void dropFile(job.resultFile);
     job.result = undefined;
+    job.resultFile = undefined;
     job.map = undefined;
     job.resultExpired = true;
   }
@@ -257,7 +286,17 @@ export class InProcessQueue<Input> implements JobQueue<Input> {
     this.running?.controller.abort();
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+    // Results on disk go with the server; the records stay (a closed queue answers nothing more).
+    await Promise.all(this.retained.map((job) => dropFile(job.resultFile)));
   }
+}
+
+/**
+ * Deletes a result file, never throwing: an expiry runs from a timer, and a file that cannot go
+ * now (Windows refuses while a download still reads it) goes with the results folder on close.
+ */
+async function dropFile(file: ResultFile | undefined): Promise<void> {
+  if (file) await removeResultFile(file).catch(() => undefined);
 }
 
 function bytesOf(job: Job<unknown>): number {

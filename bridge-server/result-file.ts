@@ -1,12 +1,14 @@
-import { createReadStream, promises as fs } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
-import { ModeReport, resultModel, stageOptions, UpscalePlan, resolveContent } from '../core/modes';
+import { throwIfCancelled, UpbridgeError } from '../core/errors';
+import { ModeReport, resultModel, tunedStageOptions, UpscalePlan, resolveContent } from '../core/modes';
 import { decodeImage, encodeImage, ImageMetadata } from '../core/node/image-io';
 import { readPngRows } from '../core/node/png-stream';
-import { STREAM_MIN_OUTPUT_PIXELS, upscaleToPngFile, whyNotStreamed } from '../core/node/upscale-stream';
+import { STREAM_MIN_OUTPUT_PIXELS, streamingTileBudget, upscaleToPngFile, whyNotStreamed } from '../core/node/upscale-stream';
 import { BitDepth, ChannelCount, Raster } from '../core/raster';
 import { InferenceRunner } from '../core/session';
 import { outputSize } from '../core/upscale';
@@ -37,9 +39,40 @@ export interface ResultFile {
   bytes: number;
 }
 
-/** Where results on disk go: one folder per server process, in the system's temporary folder. */
-export function defaultResultDir(): string {
-  return path.join(os.tmpdir(), `upbridge-results-${process.pid}`);
+const DIR_PREFIX = 'upbridge-results-';
+
+/**
+ * A new folder name for one server's results on disk, in the system's temporary folder: the
+ * process id (so a later server can tell a crashed one's folder: sweepStaleResultDirs) and a
+ * random part (so two servers in one process never share one). Created on first use.
+ */
+export function newResultDir(): string {
+  return path.join(os.tmpdir(), `${DIR_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+/**
+ * Removes the results folders of servers that are gone (killed, crashed: no close removed them),
+ * so huge PNGs do not pile up in the temporary folder. Folders of live processes are left alone.
+ */
+export async function sweepStaleResultDirs(tmp = os.tmpdir()): Promise<string[]> {
+  const removed: string[] = [];
+  for (const name of await fs.readdir(tmp).catch(() => [] as string[])) {
+    const pid = Number(/^upbridge-results-(\d+)(-[0-9a-f]+)?$/.exec(name)?.[1]);
+    if (!pid || pid === process.pid || processAlive(pid)) continue;
+    await fs.rm(path.join(tmp, name), { recursive: true, force: true }).catch(() => undefined);
+    removed.push(name);
+  }
+  return removed;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it exists, under another user; only ESRCH says it is gone.
+    return (e as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
 }
 
 /** Whether a job's result should go to disk rather than memory. */
@@ -65,14 +98,20 @@ export async function runJobToFile(
   runnerFor: (modelId: string) => Promise<InferenceRunner>,
   signal: AbortSignal,
   onProgress: (p: { done: number; total: number }) => void,
-  dir = defaultResultDir(),
+  dir = newResultDir(),
 ): Promise<{ resultFile: ResultFile; report: ModeReport }> {
   if (!/^[A-Za-z0-9_-]+$/.test(id)) throw new Error(`runJobToFile: job id ${JSON.stringify(id)} is not a plain name`);
+  // A job cancelled before it starts (the server closing) must not create the folder again.
+  throwIfCancelled(signal);
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   const model = resultModel(input.plan, input.content.content);
   const runner = await runnerFor(model.id);
   const file = path.join(dir, `${id}.png`);
-  const result = await upscaleToPngFile(file, input.raster, runner, model.scale, { ...stageOptions(input.plan, model), signal, onProgress }, input.metadata);
+  // The tiling the CLI's streaming branch picks for the same request (upscaleFileStreaming): the
+  // same autotuned tile and overlap within the same budget, so the PNG is the CLI's byte for byte.
+  const out = outputSize(input.raster.width, input.raster.height, input.plan.scale);
+  const tiling = await tunedStageOptions(input.plan, model, runner, input.raster, signal, streamingTileBudget(out.width * out.height * input.raster.channels));
+  const result = await upscaleToPngFile(file, input.raster, runner, model.scale, { ...tiling, signal, onProgress }, input.metadata);
   const { size } = await fs.stat(file);
   return {
     resultFile: { path: file, width: result.width, height: result.height, channels: result.channels, depth: result.depth, bytes: size },
@@ -90,9 +129,16 @@ export async function runJobToFile(
 
 /** Answers a result request from the file: PNG and raw streamed from disk, other formats encoded. */
 export async function sendResultFile(reply: FastifyReply, file: ResultFile, format: TransferFormat, metadata: Partial<ImageMetadata>): Promise<FastifyReply> {
+  // Opened before answering: a file that expired a moment ago is a 410, not a broken download;
+  // once open, its deletion does not cut the download short (POSIX keeps the data until closed).
+  const handle = await fs.open(file.path, 'r').catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') throw new UpbridgeError('UPB_RESULT_EXPIRED', 'the result was dropped after the retention time; submit it again');
+    throw e;
+  });
   if (format === 'png') {
-    return reply.header('content-type', 'image/png').header('content-length', file.bytes).send(createReadStream(file.path));
+    return reply.header('content-type', 'image/png').header('content-length', file.bytes).send(handle.createReadStream());
   }
+  await handle.close();
   if (format === 'raw') {
     const bytesPerSample = file.depth / 8;
     async function* pixels(): AsyncGenerator<Buffer> {

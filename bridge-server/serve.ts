@@ -7,6 +7,7 @@ import { parseProvider, processProviders } from '../core/node/providers';
 import { buildBridge } from './app';
 import { nodeEngine } from './engine';
 import { installWithProgress } from './install-progress';
+import { sweepStaleResultDirs } from './result-file';
 import { Pairing, TokenStore } from './tokens';
 
 export const DEFAULT_PORT = 7419;
@@ -31,6 +32,8 @@ export async function serve(options: ServeOptions): Promise<void> {
       `--host ${options.host} would expose the bridge to the network; it needs --allow-remote together with --tls-cert and --tls-key (loopback only otherwise)`,
     );
   }
+  // Huge results left on disk by a server that was killed (a closing one removes its own).
+  await sweepStaleResultDirs();
   const store = new ModelStore();
   const custom = await registerCustomModels(store.modelsDir);
   for (const p of custom.problems) process.stderr.write(`warning: custom model skipped: ${p.message}\n`);

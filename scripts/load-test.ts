@@ -131,6 +131,7 @@ interface Workload {
 }
 
 async function buildWorkloads(model: string): Promise<Workload[]> {
+  // No results folder given: every result comes back in memory (`raster`).
   const execute = jobExecutor(nodeEngine());
   const never = new AbortController().signal;
 
@@ -138,12 +139,12 @@ async function buildWorkloads(model: string): Promise<Workload[]> {
   const png = (await encodeImage(rgb, 'png')).bytes;
   const pngDecoded = await decodeImage(png);
   const pngPlan = planUpscale({ model, scale: '4' });
-  const pngResult = (await execute({ plan: pngPlan, content: resolveContent(pngPlan, pngDecoded.raster), raster: pngDecoded.raster, metadata: pngDecoded.metadata, format: 'png' }, never, () => {})).raster;
+  const pngResult = (await execute({ plan: pngPlan, content: resolveContent(pngPlan, pngDecoded.raster), raster: pngDecoded.raster, metadata: pngDecoded.metadata, format: 'png' }, never, () => {})).raster!;
   const pngExpected = (await encodeImage(pngResult, 'png', pngDecoded.metadata)).bytes;
 
   const rgba = syntheticRaster(32, 32, 4, 2);
   const rawPlan = planUpscale({ model, scale: '2' });
-  const rawResult = (await execute({ plan: rawPlan, content: resolveContent(rawPlan, rgba), raster: rgba, metadata: { format: 'raw' }, format: 'raw' }, never, () => {})).raster;
+  const rawResult = (await execute({ plan: rawPlan, content: resolveContent(rawPlan, rgba), raster: rgba, metadata: { format: 'raw' }, format: 'raw' }, never, () => {})).raster!;
   return [
     { name: 'png32-x4', contentType: 'image/png', query: `model=${model}&scale=4`, body: png, expected: pngExpected, expectedType: 'image/png', width: 128, height: 128, retainedBytes: 128 * 128 * 3 + 32 * 32 * 3 },
     {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { catalogue } from '../../core/catalogue';
@@ -9,7 +10,8 @@ import { encodeImage, ImageMetadata, sharpResampler } from '../../core/node/imag
 import { oneOf } from '../../core/validate';
 import { BridgeLimits, Engine } from '../config';
 import { decodeBody, IMAGE_CONTENT_TYPES, precheckBody, RAW_CONTENT_TYPE, RESULT_FORMATS, TransferFormat } from '../job-input';
-import { InProcessQueue, Job, JobEvent } from '../queue';
+import { InProcessQueue, Job, JobEvent, JobOutput } from '../queue';
+import { resultGoesToFile, runJobToFile, sendResultFile } from '../result-file';
 
 export interface BridgeJobInput {
   plan: UpscalePlan;
@@ -22,11 +24,38 @@ export interface BridgeJobInput {
 
 export type BridgeJob = Job<BridgeJobInput>;
 
-/** Runs one job: the same pipeline call as the CLI, so results are identical byte for byte. */
-export function jobExecutor(engine: Engine) {
-  return async (input: BridgeJobInput, signal: AbortSignal, onProgress: (p: { done: number; total: number }) => void, onStage: (stage: string) => void = () => {}) => {
+/** Where results kept on disk go, and from which output size on (result-file.ts). */
+export interface ResultFileOptions {
+  dir: string;
+  minOutputPixels: number;
+}
+
+/**
+ * Runs one job: the same pipeline call as the CLI, so results are identical byte for byte. A huge
+ * output of a single model is written to a PNG in `files.dir` as its rows are made, as the CLI
+ * writes it (result-file.ts); everything else is kept in memory.
+ */
+export function jobExecutor(engine: Engine, files?: ResultFileOptions) {
+  return async (input: BridgeJobInput, signal: AbortSignal, onProgress: (p: { done: number; total: number }) => void, onStage: (stage: string) => void = () => {}): Promise<JobOutput> => {
+    const runnerFor = (id: string) => engine.runner(id, (step) => onStage(`installing ${id} (first use): ${step}`));
+    if (files && resultGoesToFile(input.plan, input.raster, files.minOutputPixels)) {
+      const run = await runJobToFile(
+        randomUUID(),
+        input,
+        async (id) => {
+          const runner = await runnerFor(id);
+          // As runUpscalePlan's onStep: the stage is named once the model is ready to run.
+          onStage(STAGE_NAMES.result);
+          return runner;
+        },
+        signal,
+        onProgress,
+        files.dir,
+      );
+      return { resultFile: run.resultFile, report: { ...run.report } };
+    }
     const runtime = {
-      runnerFor: (m: { id: string }) => engine.runner(m.id, (step) => onStage(`installing ${m.id} (first use): ${step}`)),
+      runnerFor: (m: { id: string }) => runnerFor(m.id),
       resampler: sharpResampler,
       signal,
       onProgress,
@@ -122,9 +151,10 @@ function status(job: BridgeJob) {
     timings: job.timings(),
     ...(job.error ? { error: job.error } : {}),
     result: {
-      available: job.result !== undefined,
+      available: (job.result ?? job.resultFile) !== undefined,
       expired: job.resultExpired,
       ...(job.result ? { width: job.result.width, height: job.result.height } : {}),
+      ...(job.resultFile ? { width: job.resultFile.width, height: job.resultFile.height } : {}),
       map: job.map !== undefined,
     },
     ...(job.report ? { report: job.report } : {}),
@@ -133,6 +163,8 @@ function status(job: BridgeJob) {
 
 export async function sendResult(reply: FastifyReply, job: BridgeJob, format: TransferFormat, which: 'result' | 'map' = 'result'): Promise<FastifyReply> {
   if (which === 'map' && !job.input.plan.map) throw new UpbridgeError('UPB_NO_MAP', `job ${job.id} was submitted without map=true; submit it again with map=true to get its invented-detail map`);
+  // A result kept on disk: PNG and raw streamed from the file, other formats encoded from it.
+  if (which === 'result' && job.resultFile) return sendResultFile(reply, job.resultFile, format, job.input.metadata);
   const raster = which === 'map' ? job.map : job.result;
   if (!raster) {
     if (job.resultExpired) throw new UpbridgeError('UPB_RESULT_EXPIRED', `the result of job ${job.id} was dropped after the retention time; submit it again`);
