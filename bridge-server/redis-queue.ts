@@ -5,7 +5,7 @@ import { Job as BullJob, Queue, QueueEvents, UnrecoverableError, Worker } from '
 import type { RedisOptions } from 'ioredis';
 import IORedis from 'ioredis';
 import { findModel } from '../core/catalogue';
-import { isUpbridgeError, UpbridgeError } from '../core/errors';
+import { cancelledError, isUpbridgeError, UpbridgeError } from '../core/errors';
 import { resolveContent, UpscalePlan } from '../core/modes';
 import { BitDepth, ChannelCount, Raster } from '../core/raster';
 import { registerCustomModels } from '../core/node/custom-models';
@@ -332,10 +332,20 @@ export async function queueBatchRunner(conn: QueueConnection, store: JobStore): 
       const inputKey = `${prefix}input${path.extname(item.input).toLowerCase()}`;
       const outputKey = `${prefix}output${path.extname(item.output).toLowerCase()}`;
       progressOf.set(id, onProgress);
-      const onAbort = () => void cancelRemote(publisher, id).catch(() => undefined);
+      // Ctrl-C: the running job stops on its worker within a tile, a waiting one leaves the queue; this image ends now.
+      let onAbort!: () => void;
+      const aborted = new Promise<never>((_resolve, reject) => {
+        onAbort = () => {
+          void cancelRemote(publisher, id).catch(() => undefined);
+          void queue.remove(id).catch(() => undefined);
+          reject(cancelledError());
+        };
+      });
+      aborted.catch(() => undefined);
+      if (signal.aborted) onAbort();
       signal.addEventListener('abort', onAbort);
       try {
-        await store.put(inputKey, item.input);
+        await Promise.race([store.put(inputKey, item.input), aborted]);
         const data: FileJobData = { kind: 'file', name: item.key, input: inputKey, output: outputKey, settings };
         let job: BullJob;
         try {
@@ -345,8 +355,9 @@ export async function queueBatchRunner(conn: QueueConnection, store: JobStore): 
         }
         let result: FileJobResult;
         try {
-          result = (await job.waitUntilFinished(events)) as FileJobResult;
+          result = (await Promise.race([job.waitUntilFinished(events), aborted])) as FileJobResult;
         } catch (e) {
+          if (isUpbridgeError(e)) throw e;
           throw decodeError(e instanceof Error ? e.message : String(e));
         }
         const stored = await store.open(outputKey);
