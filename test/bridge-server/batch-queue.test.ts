@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { syntheticRaster } from '../helpers';
-import { BIN, RedisServer, startRedis, startWorker, WorkerProcess } from './redis-harness';
+import { BIN, listeningPorts, RedisServer, startRedis, startWorker, WorkerProcess } from './redis-harness';
 
 /**
  * `upbridge batch --queue` over two `upbridge worker` processes and a real redis-server on
@@ -86,6 +86,12 @@ describe('upbridge batch --queue (BullMQ on a real redis-server)', () => {
     expect(new Set(manifest.items.map((i: { worker: string }) => i.worker))).toEqual(new Set(['w1', 'w2']));
     // Images travel through the store and are removed once copied out.
     expect(await fs.readdir(path.join(store, 'batch'))).toEqual([]);
+    // Workers only connect out, to Redis: they listen on no port (checked on Linux, where CI runs).
+    if (process.platform === 'linux') {
+      // The check itself works: redis-server listens on its port.
+      expect(await listeningPorts(redis.pid)).toContain(redis.port);
+      for (const w of workers) expect(await listeningPorts(w.child.pid!)).toEqual([]);
+    }
   });
 
   test('a worker killed mid-job loses nothing: its job is picked up by the other worker and every image is in the manifest exactly once', async () => {

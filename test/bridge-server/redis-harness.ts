@@ -23,6 +23,8 @@ export function redisServerPath(): string {
 
 export interface RedisServer {
   port: number;
+  /** The server process (changes on restart). */
+  readonly pid: number;
   url: string;
   stop(): Promise<void>;
   /** Kills the server (Redis down); `restart()` brings it back. */
@@ -71,6 +73,9 @@ export async function startRedis(options: { password?: string } = {}): Promise<R
   await start();
   return {
     port,
+    get pid() {
+      return child?.pid ?? -1;
+    },
     url: `redis://${options.password ? `:${encodeURIComponent(options.password)}@` : ''}127.0.0.1:${port}`,
     async stop() {
       await stop();
@@ -124,4 +129,25 @@ export async function startWorker(url: string, store: string, name: string, extr
       await exited;
     },
   };
+}
+
+/** TCP ports a process listens on (Linux: its socket inodes matched against /proc/net/tcp{,6} in state LISTEN). */
+export async function listeningPorts(pid: number): Promise<number[]> {
+  const inodes = new Set<string>();
+  for (const fd of await fs.readdir(`/proc/${pid}/fd`)) {
+    const link = await fs.readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
+    const m = /^socket:\[(\d+)\]$/.exec(link);
+    if (m) inodes.add(m[1]);
+  }
+  const ports: number[] = [];
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    const text = await fs.readFile(table, 'utf8').catch(() => '');
+    for (const line of text.split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols.length < 10) continue;
+      // cols[1] local address:port (hex), cols[3] state (0A = LISTEN), cols[9] inode
+      if (cols[3] === '0A' && inodes.has(cols[9])) ports.push(parseInt(cols[1].split(':').pop()!, 16));
+    }
+  }
+  return ports;
 }
