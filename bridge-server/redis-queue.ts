@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { isIP } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Job as BullJob, Queue, QueueEvents, UnrecoverableError, Worker } from 'bullmq';
@@ -51,8 +52,9 @@ export function redisOptions(url: string): RedisOptions & { display: string } {
     db,
     ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
     ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
-    // rediss://: TLS, the server's certificate checked against the system's CAs (NODE_EXTRA_CA_CERTS adds one).
-    ...(u.protocol === 'rediss:' ? { tls: { servername: host } } : {}),
+    // rediss://: TLS, the server's certificate checked against the system's CAs (NODE_EXTRA_CA_CERTS adds one)
+    // and the host name; SNI only for names (RFC 6066 forbids IP addresses there).
+    ...(u.protocol === 'rediss:' ? { tls: isIP(host) ? {} : { servername: host } } : {}),
     // The password never appears in messages.
     display: `${u.protocol}//${u.username || u.password ? '***@' : ''}${u.host}${db ? `/${db}` : ''}`,
   };

@@ -19,8 +19,11 @@ const SETTINGS = ['--scale', '2', '--tile', '16', '--overlap', '8'];
 const LOCK = ['--lock-ms', '1500'];
 
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return cliWith(process.env, ...args);
+}
+async function cliWith(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { env: process.env, maxBuffer: 16 * 1024 * 1024 });
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { env, maxBuffer: 16 * 1024 * 1024 });
     return { code: 0, stdout, stderr };
   } catch (e) {
     const err = e as { code: number; stdout: string; stderr: string };
@@ -139,6 +142,29 @@ describe('upbridge batch --queue (BullMQ on a real redis-server)', () => {
       await Promise.all(workers.map((w) => w.stop()));
       workers = [];
       await locked.stop();
+    }
+  });
+
+  test('TLS (rediss://): the server certificate is checked, against a CA given with NODE_EXTRA_CA_CERTS', async () => {
+    const secure = await startRedis({ tls: true });
+    try {
+      expect(secure.url).toMatch(/^rediss:\/\/127\.0\.0\.1:\d+$/);
+      // Without the CA: refused, with the reason.
+      const untrusted = await cli('batch', path.join(input, 'img-0.png'), '-o', path.join(dir, 'out-untrusted'), ...SETTINGS, '--queue', secure.url, '--store', store);
+      expect(untrusted.code).toBe(1);
+      expect(untrusted.stderr).toMatch(/cannot reach the job queue at rediss:\/\/127\.0\.0\.1:\d+ \(.*certificate.*\).*\[UPB_QUEUE_UNAVAILABLE\]/);
+      const env = { ...process.env, NODE_EXTRA_CA_CERTS: secure.caFile };
+      workers = [await startWorker(secure.url, store, 'w-tls', LOCK, env)];
+      const out = path.join(dir, 'out-tls');
+      const r = await cliWith(env, 'batch', path.join(input, 'img-0.png'), '-o', out, ...SETTINGS, '--queue', secure.url, '--store', store, '--json');
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect((await fs.readFile(path.join(out, 'img-0.png'))).equals(reference.get('img-0.png')!)).toBe(true);
+      expect((await manifestOf(out)).items[0].worker).toBe('w-tls');
+    } finally {
+      await Promise.all(workers.map((w) => w.stop()));
+      workers = [];
+      await secure.stop();
     }
   });
 });

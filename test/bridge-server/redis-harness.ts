@@ -3,7 +3,7 @@
  * own temporary folder; and `upbridge worker` child processes. No mocks of Redis or BullMQ.
  */
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import { promises as fs, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -23,6 +23,8 @@ export function redisServerPath(): string {
 
 export interface RedisServer {
   port: number;
+  /** With TLS: the CA that signed the server's certificate (for NODE_EXTRA_CA_CERTS). */
+  caFile?: string;
   /** The server process (changes on restart). */
   readonly pid: number;
   url: string;
@@ -52,13 +54,29 @@ function waitForPort(port: number, timeoutMs = 10000): Promise<void> {
   });
 }
 
-export async function startRedis(options: { password?: string } = {}): Promise<RedisServer> {
+/** A CA and a server certificate for 127.0.0.1, made with openssl in `dir`. */
+function makeCertificates(dir: string): { ca: string; cert: string; key: string } {
+  const files = { ca: path.join(dir, 'ca.pem'), cert: path.join(dir, 'server.pem'), key: path.join(dir, 'server.key') };
+  const openssl = (args: string[]) => {
+    const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
+    if (r.error || r.status !== 0) throw new Error(`openssl ${args[0]} failed (the TLS test needs openssl): ${r.error?.message ?? r.stderr}`);
+  };
+  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=upbridge test CA']);
+  openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1']);
+  writeFileSync(path.join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
+  openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'ext.cnf']);
+  return files;
+}
+
+export async function startRedis(options: { password?: string; tls?: boolean } = {}): Promise<RedisServer> {
   const bin = redisServerPath();
   const port = await freePort();
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'upbridge-redis-'));
+  const tls = options.tls ? makeCertificates(dir) : undefined;
   let child: ChildProcess | undefined;
   const start = async () => {
-    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...(options.password ? ['--requirepass', options.password] : [])];
+    const listen = tls ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.cert, '--tls-key-file', tls.key, '--tls-ca-cert-file', tls.ca, '--tls-auth-clients', 'no'] : ['--port', String(port)];
+    const args = [...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...(options.password ? ['--requirepass', options.password] : [])];
     child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     await waitForPort(port);
   };
@@ -76,7 +94,8 @@ export async function startRedis(options: { password?: string } = {}): Promise<R
     get pid() {
       return child?.pid ?? -1;
     },
-    url: `redis://${options.password ? `:${encodeURIComponent(options.password)}@` : ''}127.0.0.1:${port}`,
+    url: `${tls ? 'rediss' : 'redis'}://${options.password ? `:${encodeURIComponent(options.password)}@` : ''}127.0.0.1:${port}`,
+    ...(tls ? { caFile: tls.ca } : {}),
     async stop() {
       await stop();
       await fs.rm(dir, { recursive: true, force: true });
@@ -98,8 +117,8 @@ export interface WorkerProcess {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function startWorker(url: string, store: string, name: string, extra: string[] = []): Promise<WorkerProcess> {
-  const child = spawn(process.execPath, [BIN, 'worker', '--queue', url, '--store', store, '--name', name, ...extra], { env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startWorker(url: string, store: string, name: string, extra: string[] = [], env: NodeJS.ProcessEnv = process.env): Promise<WorkerProcess> {
+  const child = spawn(process.execPath, [BIN, 'worker', '--queue', url, '--store', store, '--name', name, ...extra], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let text = '';
   child.stdout!.on('data', (d) => (text += d));
   child.stderr!.on('data', (d) => (text += d));
