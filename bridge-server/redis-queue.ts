@@ -395,6 +395,8 @@ export interface RedisJobQueueOptions extends QueueConnection {
   /** Jobs of this bridge waiting or running at most (as the in-process queue's capacity). */
   capacity: number;
   resultTtlMs: number;
+  /** Bytes of results (and maps) kept in memory at most (default 4 GiB); beyond it the oldest expire early, the newest always stays. */
+  resultBudgetBytes?: number;
   releaseInput?: (input: BridgeJobInput) => void;
 }
 
@@ -409,6 +411,9 @@ export class RedisJobQueue implements JobQueue<BridgeJobInput> {
   private readonly timers = new Set<NodeJS.Timeout>();
   private closed = false;
   private readonly display: string;
+  /** Jobs holding a result in memory, oldest first, and their bytes. */
+  private readonly retained: Job<BridgeJobInput>[] = [];
+  private retainedBytes = 0;
 
   private constructor(
     private readonly options: RedisJobQueueOptions,
@@ -516,6 +521,7 @@ export class RedisJobQueue implements JobQueue<BridgeJobInput> {
       job.map = map;
       job.report = { ...r.report, worker: r.worker };
       this.finish(job, 'done');
+      this.retain(job);
     } catch (e) {
       this.fail(job, isUpbridgeError(e) ? e : new UpbridgeError('UPB_INTERNAL', `cannot read the result of job ${jobId} from the store: ${(e as Error).message}`));
     }
@@ -558,13 +564,28 @@ export class RedisJobQueue implements JobQueue<BridgeJobInput> {
     job.emit(job.terminalEvent()!);
     void this.options.store.remove(`jobs/${job.id}`).catch(() => undefined);
     this.later(this.options.resultTtlMs, () => {
-      if (job.result) job.resultExpired = true;
-      job.result = undefined;
-      job.map = undefined;
+      this.expire(job);
       this.later(this.options.resultTtlMs * 5, () => {
         this.jobs.delete(job.id);
       });
     });
+  }
+
+  private retain(job: Job<BridgeJobInput>): void {
+    this.retained.push(job);
+    this.retainedBytes += bytesOf(job);
+    const budget = this.options.resultBudgetBytes ?? 4 * 1024 ** 3;
+    while (this.retainedBytes > budget && this.retained.length > 1) this.expire(this.retained[0]);
+  }
+
+  private expire(job: Job<BridgeJobInput>): void {
+    const at = this.retained.indexOf(job);
+    if (at < 0) return;
+    this.retained.splice(at, 1);
+    this.retainedBytes -= bytesOf(job);
+    job.result = undefined;
+    job.map = undefined;
+    job.resultExpired = true;
   }
 
   private async audit(): Promise<void> {
@@ -598,5 +619,7 @@ export class RedisJobQueue implements JobQueue<BridgeJobInput> {
     await this.queue.close().catch(() => undefined);
   }
 }
+
+const bytesOf = (job: Job<BridgeJobInput>) => (job.result?.data.byteLength ?? 0) + (job.map?.data.byteLength ?? 0);
 
 const secondsSince = (t0: number) => Number(((performance.now() - t0) / 1000).toFixed(3));
