@@ -7,7 +7,7 @@ import { ErrorCode, isUpbridgeError, UpbridgeError } from '../core/errors';
 import { STREAM_MIN_OUTPUT_PIXELS } from '../core/node/upscale-stream';
 import { BridgeLimits, BridgeOptions, DEFAULT_LIMITS, Engine } from './config';
 import { HTTP_STATUS } from './http-status';
-import { InProcessQueue } from './queue';
+import { InProcessQueue, JobQueue } from './queue';
 import { infoRoutes, VERSION } from './routes/info';
 import { BridgeJobInput, jobExecutor, jobRoutes } from './routes/jobs';
 import { pairRoutes } from './routes/pair';
@@ -23,11 +23,13 @@ export interface BridgeDeps {
   logger?: boolean;
   /** TLS for serve --allow-remote. */
   https?: { key: Buffer; cert: Buffer };
+  /** Another queue than the in-process one: BullMQ on Redis for serve --queue (redis-queue.ts). */
+  queue?: JobQueue<BridgeJobInput>;
 }
 
 export interface Bridge {
   app: FastifyInstance;
-  queue: InProcessQueue<BridgeJobInput>;
+  queue: JobQueue<BridgeJobInput>;
   limits: BridgeLimits;
   /** Where this server keeps results on disk (created on first use, removed on close). */
   resultDir: string;
@@ -66,7 +68,7 @@ export async function buildBridge(options: BridgeOptions, deps: BridgeDeps): Pro
   // One folder per server, so two bridges in one process (tests) never share or remove each other's files.
   const resultDir = options.resultDir ?? newResultDir();
   const files = { dir: resultDir, minOutputPixels: options.resultFileMinPixels ?? STREAM_MIN_OUTPUT_PIXELS };
-  const queue = new InProcessQueue<BridgeJobInput>(jobExecutor(deps.engine, files), {
+  const queue = deps.queue ?? new InProcessQueue<BridgeJobInput>(jobExecutor(deps.engine, files), {
     capacity: options.queueCapacity ?? 16,
     resultTtlMs: options.resultTtlMs ?? 10 * 60 * 1000,
     resultBudgetBytes: options.resultBudgetBytes ?? 4 * 1024 ** 3,

@@ -155,8 +155,10 @@ export function buildProgram(): Command {
     .option('--tls-cert <file>', 'TLS certificate (PEM) for --allow-remote')
     .option('--tls-key <file>', 'TLS private key (PEM) for --allow-remote')
     .option('--provider <name>', PROVIDER_HELP)
-    .action(async (opts: { port: string; host: string; allowRemote?: boolean; tlsCert?: string; tlsKey?: string; provider?: string }) => {
-      await serve({ port: integerInRange('port', opts.port, 1, 65535), host: opts.host, allowRemote: opts.allowRemote === true, tlsCert: opts.tlsCert, tlsKey: opts.tlsKey, provider: opts.provider });
+    .option('--queue <redis-url>', 'run jobs on `upbridge worker` processes through BullMQ on Redis: redis://[user:password@]host[:port][/db], rediss:// for TLS')
+    .option('--store <dir>', 'with --queue: the folder shared with the workers; images travel through it, never through Redis')
+    .action(async (opts: { port: string; host: string; allowRemote?: boolean; tlsCert?: string; tlsKey?: string; provider?: string; queue?: string; store?: string }) => {
+      await serve({ port: integerInRange('port', opts.port, 1, 65535), host: opts.host, allowRemote: opts.allowRemote === true, tlsCert: opts.tlsCert, tlsKey: opts.tlsKey, provider: opts.provider, queue: opts.queue, store: opts.store });
       // Keep running: serve() returns once listening.
       await new Promise(() => {});
     });

@@ -84,6 +84,8 @@ export class Job<Input = unknown> {
 }
 
 export interface JobQueue<Input> {
+  /** Throws UPB_QUEUE_FULL when a job submitted now would be refused (UPB_QUEUE_UNAVAILABLE: a shared queue is unreachable). */
+  checkRoom(): void;
   /** Throws UPB_QUEUE_FULL when the queue holds `capacity` waiting jobs. */
   submit(input: Input): Job<Input>;
   get(id: string): Job<Input> | undefined;

@@ -5,6 +5,8 @@ import { registerCustomModels } from '../core/node/custom-models';
 import { ModelStore } from '../core/node/model-store';
 import { parseProvider, processProviders } from '../core/node/providers';
 import { buildBridge } from './app';
+import { DirectoryStore } from './job-store';
+import { RedisJobQueue, redisOptions } from './redis-queue';
 import { nodeEngine } from './engine';
 import { installWithProgress } from './install-progress';
 import { sweepStaleResultDirs } from './result-file';
@@ -21,6 +23,10 @@ export interface ServeOptions {
   tlsKey?: string;
   /** Execution provider (`--provider`): auto (default, or $UPBRIDGE_PROVIDER) or one forced. */
   provider?: string;
+  /** BullMQ on Redis (`--queue redis://…`): jobs run on `upbridge worker` processes, pixels through `store`. */
+  queue?: string;
+  /** The folder shared with the workers (`--store`), with `queue`. */
+  store?: string;
 }
 
 export async function serve(options: ServeOptions): Promise<void> {
@@ -32,6 +38,10 @@ export async function serve(options: ServeOptions): Promise<void> {
       `--host ${options.host} would expose the bridge to the network; it needs --allow-remote together with --tls-cert and --tls-key (loopback only otherwise)`,
     );
   }
+  if (options.queue && !options.store) throw new UpbridgeError('UPB_INVALID_OPTION', '--queue needs --store <dir>: the folder shared with the workers, through which the images travel');
+  if (options.store && !options.queue) throw new UpbridgeError('UPB_INVALID_OPTION', '--store is used with --queue <redis-url> only');
+  const shared = options.queue ? { url: options.queue, store: new DirectoryStore(options.store!), display: redisOptions(options.queue).display } : undefined;
+  await shared?.store.check();
   // Huge results left on disk by a server that was killed (a closing one removes its own).
   await sweepStaleResultDirs();
   const store = new ModelStore();
@@ -47,13 +57,15 @@ export async function serve(options: ServeOptions): Promise<void> {
   let listening = false;
   const pairing = new Pairing(tokens, (code) => listening && process.stdout.write(`new pairing code: ${code}\n`));
   const https = remote ? { key: await fs.readFile(options.tlsKey!), cert: await fs.readFile(options.tlsCert!) } : undefined;
-  const { app } = await buildBridge({ port: options.port, allowRemote: remote }, { engine: nodeEngine(store, { provider }), tokens, pairing, https });
+  const queue = shared ? await RedisJobQueue.connect({ url: shared.url, store: shared.store, capacity: 16, resultTtlMs: 10 * 60 * 1000, resultBudgetBytes: 4 * 1024 ** 3 }) : undefined;
+  const { app } = await buildBridge({ port: options.port, allowRemote: remote }, { engine: nodeEngine(store, { provider }), tokens, pairing, https, queue });
   await app.listen({ port: options.port, host: options.host });
   listening = true;
   const url = `${https ? 'https' : 'http'}://${remote ? options.host : '127.0.0.1'}:${options.port}`;
   // A provider that cannot be used is named now, once, rather than on the first job.
   const chosen = await providers;
   if (chosen) processProviders.reportFallback(chosen.unavailable, chosen.tries[0]);
+  if (shared) process.stdout.write(`jobs go to the queue at ${shared.display} and run on \`upbridge worker\` processes (store ${shared.store.description})\n`);
   process.stdout.write(`upbridge bridge listening on ${url}\nopen ${url}/ to upscale in the browser; plugins pair with the code: ${pairing.current()}\n`);
   const stop = async () => {
     await app.close();

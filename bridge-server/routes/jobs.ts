@@ -10,7 +10,7 @@ import { encodeImage, ImageMetadata, sharpResampler } from '../../core/node/imag
 import { oneOf } from '../../core/validate';
 import { BridgeLimits, Engine } from '../config';
 import { decodeBody, IMAGE_CONTENT_TYPES, precheckBody, RAW_CONTENT_TYPE, RESULT_FORMATS, TransferFormat } from '../job-input';
-import { InProcessQueue, Job, JobEvent, JobOutput } from '../queue';
+import { Job, JobEvent, JobOutput, JobQueue } from '../queue';
 import { resultGoesToFile, runJobToFile, sendResultFile } from '../result-file';
 
 export interface BridgeJobInput {
@@ -189,7 +189,7 @@ export async function sendResult(reply: FastifyReply, job: BridgeJob, format: Tr
 /** A comment line every so often, so a client (or proxy) that went away is noticed and freed. */
 const HEARTBEAT_MS = 15_000;
 
-export async function jobRoutes(app: FastifyInstance, opts: { queue: InProcessQueue<BridgeJobInput>; limits: BridgeLimits; maxEventStreams: number }): Promise<void> {
+export async function jobRoutes(app: FastifyInstance, opts: { queue: JobQueue<BridgeJobInput>; limits: BridgeLimits; maxEventStreams: number }): Promise<void> {
   const { queue, limits } = opts;
   let openStreams = 0;
   const getJob = (id: string): BridgeJob => {
