@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
-import { startupModelIds } from '../core/catalogue';
+import { catalogue, startupModelIds } from '../core/catalogue';
+import { modelRunner } from '../core/node/model-runner';
 import { UpbridgeError } from '../core/errors';
 import { registerCustomModels } from '../core/node/custom-models';
 import { ModelStore } from '../core/node/model-store';
@@ -67,6 +68,9 @@ export async function serve(options: ServeOptions): Promise<void> {
   if (chosen) processProviders.reportFallback(chosen.unavailable, chosen.tries[0]);
   if (shared) process.stdout.write(`jobs go to the queue at ${shared.display} and run on \`upbridge worker\` processes (store ${shared.store.description})\n`);
   process.stdout.write(`upbridge bridge listening on ${url}\nopen ${url}/ to upscale in the browser; plugins pair with the code: ${pairing.current()}\n`);
+  // The default model ready to tile too: its session opened and its calibration (a few seconds,
+  // once per machine) measured now, while nobody waits; a job that comes meanwhile shares it.
+  if (!shared) void modelRunner(store, catalogue.defaultModel, { provider }).then((r) => r.autotune?.({ width: 256, height: 256, scale: 4 })).catch(() => undefined);
   const stop = async () => {
     await app.close();
     process.exit(0);

@@ -215,11 +215,12 @@ export async function jobRoutes(app: FastifyInstance, opts: { queue: JobQueue<Br
       },
       bodyLimit: limits.maxBodyBytes,
       preParsing: async (request, _reply, payload) => {
-        // A full queue answers 429 before the body is read, not after buffering and decoding it.
-        queue.checkRoom();
+        // A bad query or header is named first (it would fail on retry too); then a full queue
+        // answers 429 before the body is read, not after buffering and decoding it.
         const q = request.query as Record<string, unknown>;
         const plan = planUpscale(q);
         precheckBody(request, plan.scale, limits, (width, height) => checkModeLimits(plan, width, height));
+        queue.checkRoom();
         validated.set(request, plan);
         return payload;
       },

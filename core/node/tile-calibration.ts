@@ -24,8 +24,16 @@ import { integerInRange } from '../validate';
 
 /** Window sides tried, smallest first; the first is a warm-up whose time is not kept. */
 const CALIBRATION_SIDES = [32, 64, 96, 128, 192, 256, 384, 512];
-/** Stop adding larger windows once one takes this long (x4plus stops after 128² on 2 CPU cores). */
-const CALIBRATION_STOP_SECONDS = 1.2;
+/**
+ * Larger windows are measured until one from CALIBRATION_MIN_SIDE up takes this long: past the
+ * largest measured window the time per pixel is extrapolated (core/tile-tuning.ts), and on a CPU
+ * it falls off once activations outgrow the caches, so the ladder has to reach the sizes tiles
+ * are chosen from. realesr-general-x4v3 stops after 512² (~5 s in all on 2 cores), x4plus after
+ * 256² (~20 s). A single window this slow stops it anyway.
+ */
+const CALIBRATION_STOP_SECONDS = 2;
+const CALIBRATION_MIN_SIDE = 256;
+const CALIBRATION_ABORT_SECONDS = 15;
 const CALIBRATION_TIMEOUT_MS = 180_000;
 
 /** A GPU's memory is not in the process's RSS: the graph's largest convolution, times this, stands in for it. */
@@ -54,7 +62,7 @@ const ort = require(process.argv[1]);
 const fs = require('fs');
 const hwm = () => Number(/VmHWM:\\s+(\\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0) * 1024;
 (async () => {
-  const [, onnxPath, provider, sidesJson, stopSeconds, threads] = process.argv.slice(1);
+  const [, onnxPath, provider, sidesJson, stopSeconds, threads, minSide, abortSeconds] = process.argv.slice(1);
   const session = await ort.InferenceSession.create(onnxPath, { executionProviders: [provider], graphOptimizationLevel: 'all', intraOpNumThreads: Number(threads) });
   const base = hwm();
   const timings = [];
@@ -69,12 +77,12 @@ const hwm = () => Number(/VmHWM:\\s+(\\d+)/.exec(fs.readFileSync('/proc/self/sta
     if (i === 0) continue;
     timings.push({ side, seconds });
     peakGrowth.push({ side, bytes: Math.max(0, hwm() - base) });
-    if (seconds > Number(stopSeconds)) break;
+    if ((seconds > Number(stopSeconds) && side >= Number(minSide)) || seconds > Number(abortSeconds)) break;
   }
   process.stdout.write('\\n' + JSON.stringify({ timings, peakGrowth }) + '\\n');
 })().catch((e) => { process.stderr.write(String(e && e.stack || e)); process.exit(1); });`;
   const sides = CALIBRATION_SIDES.filter((s, i) => i === 0 || s <= maxSide);
-  const args = ['-e', script, require.resolve('onnxruntime-node'), onnxPath, provider, JSON.stringify(sides), String(CALIBRATION_STOP_SECONDS), String(os.availableParallelism())];
+  const args = ['-e', script, require.resolve('onnxruntime-node'), onnxPath, provider, JSON.stringify(sides), String(CALIBRATION_STOP_SECONDS), String(os.availableParallelism()), String(CALIBRATION_MIN_SIDE), String(CALIBRATION_ABORT_SECONDS)];
   const { stdout, stderr, code } = await new Promise<{ stdout: string; stderr: string; code: number | null }>((resolve) => {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
     let out = '';

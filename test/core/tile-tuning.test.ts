@@ -13,8 +13,10 @@ const request = (over: Partial<TilingRequest> = {}): TilingRequest => ({
   ...over,
 });
 
-/** A provider with a fixed cost per run (0.05 s) and a flat rate (1 µs per pixel). */
+/** A provider with a fixed cost per run (0.05 s) and a flat rate (1 µs per pixel), measured up to 256². */
 const steady = { timings: [64, 128, 256].map((side) => ({ side, seconds: 0.05 + side * side * 1e-6 })), bytesPerPixel: 1000 };
+/** The same, measured up to 4096²: no extrapolation in the sizes these tests choose from. */
+const steadyLarge = { ...steady, timings: [64, 128, 256, 512, 1024, 2048, 4096].map((side) => ({ side, seconds: 0.05 + side * side * 1e-6 })) };
 
 describe('windowSeconds', () => {
   test('interpolates between measured windows and keeps the fixed cost toward zero', () => {
@@ -22,14 +24,22 @@ describe('windowSeconds', () => {
     expect(windowSeconds(steady, 100 * 100)).toBeCloseTo(0.05 + 100 * 100 * 1e-6, 9);
     // Below the smallest window: the line through the first two points, so a tiny window still pays the run's fixed cost.
     expect(windowSeconds(steady, 16 * 16)).toBeCloseTo(0.05 + 16 * 16 * 1e-6, 9);
-    // Past the largest: its marginal rate.
-    expect(windowSeconds(steady, 512 * 512)).toBeCloseTo(0.05 + 512 * 512 * 1e-6, 9);
+    // Past the largest: slower per pixel, with the fourth root of the area (caches), so a window
+    // 4× the largest measured one costs 4^1.25 × its time.
+    const last = 0.05 + 256 * 256 * 1e-6;
+    expect(windowSeconds(steady, 512 * 512)).toBeCloseTo(last * 4 ** 1.25, 9);
+  });
+
+  test('past the largest measured window, a steeper fall already measured is kept', () => {
+    // Per-pixel time doubles from 128² to 256² (area ×4): exponent 0.5 > 0.25.
+    const falling = { timings: [{ side: 128, seconds: 128 * 128 * 1e-6 }, { side: 256, seconds: 256 * 256 * 2e-6 }] };
+    expect(windowSeconds(falling, 512 * 512)).toBeCloseTo(256 * 256 * 2e-6 * 4 ** 1.5, 9);
   });
 });
 
 describe('chooseTiling', () => {
-  test('one window per pass when the memory allows it: no context is computed twice', () => {
-    const choice = chooseTiling(request(), steady);
+  test('one window per pass when the memory allows it and its size was measured: no context is computed twice', () => {
+    const choice = chooseTiling(request(), steadyLarge);
     expect(choice.windows).toBe(1);
     expect(choice.tile).toBeGreaterThanOrEqual(1000);
     expect(choice.inferredRatio).toBeCloseTo((1020 * 720) / (1000 * 700), 9);
@@ -37,11 +47,11 @@ describe('chooseTiling', () => {
 
   test('the largest window stays within the memory budget, and a smaller budget means more, smaller windows', () => {
     const budgets = [2 ** 30, 256 * 2 ** 20, 64 * 2 ** 20];
-    const choices = budgets.map((memoryBudget) => chooseTiling(request({ memoryBudget }), steady));
+    const choices = budgets.map((memoryBudget) => chooseTiling(request({ memoryBudget }), steadyLarge));
     choices.forEach((c, i) => {
       expect(c.fitsBudget).toBe(true);
       expect(c.windowBytes + c.bandBytes).toBeLessThanOrEqual(budgets[i]);
-      expect(evaluateTiling(request({ memoryBudget: budgets[i] }), steady, c.tile)).toEqual(c);
+      expect(evaluateTiling(request({ memoryBudget: budgets[i] }), steadyLarge, c.tile)).toEqual(c);
     });
     expect(choices[1].windows).toBeGreaterThan(choices[0].windows);
     expect(choices[2].windows).toBeGreaterThan(choices[1].windows);
@@ -77,8 +87,16 @@ describe('chooseTiling', () => {
     // The band is counted: one tile row of the 16384-wide output in float32 RGB.
     expect(choice.bandBytes).toBeGreaterThanOrEqual(12 * 16384 * choice.tile * 4);
     // The default budget would have let it take gigabytes.
-    const roomy = chooseTiling(request({ width: 1024, height: 1024, passes: 2, memoryBudget: 6 * 2 ** 30 }), x4v3);
+    const roomy = chooseTiling(request({ width: 1024, height: 1024, passes: 2, memoryBudget: 6 * 2 ** 30 }), { ...steadyLarge, bytesPerPixel: 1689 });
     expect(roomy.windowBytes + roomy.bandBytes).toBeGreaterThan(2 ** 30);
+  });
+
+  test('with realesr-general-x4v3 as measured here, a 1024² input runs as 2×2 tiles, not one window (which measured slower)', () => {
+    // Calibrated to 512² at 105 px/ms; measured beyond: 1044² at 70 px/ms (15.4 s), 554² windows at ~100.
+    const x4v3 = { timings: [64, 128, 256, 384, 512].map((side) => ({ side, seconds: (side * side) / 105e3 })), bytesPerPixel: 1689 };
+    const choice = chooseTiling(request({ width: 1024, height: 1024, memoryBudget: 6 * 2 ** 30 }), x4v3);
+    expect(choice.windows).toBe(4);
+    expect(choice.seconds).toBeLessThan(evaluateTiling(request({ width: 1024, height: 1024, memoryBudget: 6 * 2 ** 30 }), x4v3, 1024).seconds);
   });
 
   test('when nothing fits, the smallest windows are chosen and the choice says so', () => {
