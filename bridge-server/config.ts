@@ -24,7 +24,8 @@ export interface Engine {
   runner(modelId: string, onInstallStep?: (step: string) => void): Promise<InferenceRunner>;
   /** Model ids installed and ready to run. */
   readyModels(): Promise<string[]>;
-  providers(): string[];
+  /** Execution providers that work here, in the order a job tries them (the CPU last). */
+  providers(): Promise<string[]>;
 }
 
 export interface BridgeOptions {

@@ -1,8 +1,7 @@
-import * as ort from 'onnxruntime-node';
 import { catalogue } from '../core/catalogue';
 import { ModelStore } from '../core/node/model-store';
 import { modelRunner } from '../core/node/model-runner';
-import { parseProvider, ProviderChoice } from '../core/node/providers';
+import { parseProvider, processProviders, ProviderChoice } from '../core/node/providers';
 import { Engine } from './config';
 
 export interface NodeEngineOptions {
@@ -24,8 +23,9 @@ export function nodeEngine(store: ModelStore = new ModelStore(), options: NodeEn
       for (const m of catalogue.models) if ((await store.check(m.id)).state === 'ok') ready.push(m.id);
       return ready;
     },
-    providers() {
-      return ort.listSupportedBackends().filter((b) => b.bundled).map((b) => b.name);
+    async providers() {
+      // What works here (probed once per process), not what onnxruntime-node was built with.
+      return (await processProviders.candidates(provider)).tries;
     },
   };
 }

@@ -383,7 +383,7 @@ async function main(): Promise<number> {
         memoryGiB: round(os.totalmem() / 2 ** 30, 1),
         platform: `${os.platform()} ${os.release()} ${os.arch()}`,
         node: process.version,
-        providers: nodeEngine().providers(),
+        providers: await nodeEngine().providers(),
       },
     };
 

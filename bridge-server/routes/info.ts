@@ -29,7 +29,7 @@ export async function infoRoutes(app: FastifyInstance, opts: { engine: Engine; q
         },
       },
     },
-    async () => ({ ok: true, version: VERSION, providers: opts.engine.providers(), modelsReady: await opts.engine.readyModels(), queue: { length: opts.queue.length }, limits: opts.limits }),
+    async () => ({ ok: true, version: VERSION, providers: await opts.engine.providers(), modelsReady: await opts.engine.readyModels(), queue: { length: opts.queue.length }, limits: opts.limits }),
   );
 
   app.get(

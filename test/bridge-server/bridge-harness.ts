@@ -113,7 +113,7 @@ export class GatedEngine implements Engine {
     return this.inner.readyModels();
   }
 
-  providers(): string[] {
+  providers(): Promise<string[]> {
     return this.inner.providers();
   }
 
