@@ -309,6 +309,9 @@ export async function startWorker(options: WorkerOptions): Promise<{ close(): Pr
 
 // ---------------------------------------------------------------- batch client
 
+/** How often a batch client checks that Redis still knows its jobs. */
+const WATCH_MS = 3000;
+
 /** `upbridge batch --queue`: each image goes to whichever worker is free; this process only waits. */
 export async function queueBatchRunner(conn: QueueConnection, store: JobStore): Promise<BatchRunner> {
   const display = redisOptions(conn.url).display;
@@ -349,15 +352,27 @@ export async function queueBatchRunner(conn: QueueConnection, store: JobStore): 
       try {
         await Promise.race([store.put(inputKey, item.input), aborted]);
         const data: FileJobData = { kind: 'file', name: item.key, input: inputKey, output: outputKey, settings };
+        const add = () => queue.add('file', data, { jobId: id, attempts: 1, removeOnComplete: { age: 3600 }, removeOnFail: { age: 24 * 3600 } });
         let job: BullJob;
         try {
-          job = await queue.add('file', data, { jobId: id, attempts: 1, removeOnComplete: { age: 3600 }, removeOnFail: { age: 24 * 3600 } });
+          job = await add();
         } catch (e) {
           throw unavailable(display, e);
         }
         let result: FileJobResult;
         try {
-          result = (await Promise.race([job.waitUntilFinished(events), aborted])) as FileJobResult;
+          const finished = job.waitUntilFinished(events) as Promise<FileJobResult>;
+          finished.catch(() => undefined);
+          for (;;) {
+            const tick = new Promise<'tick'>((resolve) => setTimeout(() => resolve('tick'), WATCH_MS).unref());
+            const r = await Promise.race([finished, aborted, tick]);
+            if (r !== 'tick') {
+              result = r;
+              break;
+            }
+            // Never lost: a job Redis no longer knows (restarted without its data) is queued again.
+            if ((await queue.getJobState(id).catch(() => undefined)) === 'unknown') await add().catch(() => undefined);
+          }
         } catch (e) {
           if (isUpbridgeError(e)) throw e;
           throw decodeError(e instanceof Error ? e.message : String(e));

@@ -167,4 +167,27 @@ describe('upbridge batch --queue (BullMQ on a real redis-server)', () => {
       await secure.stop();
     }
   });
+
+  test('Redis restarted mid-batch (empty): no image is lost; the worker reconnects and the batch completes', async () => {
+    workers = [await startWorker(redis.url, store, 'w1', LOCK)];
+    const out = path.join(dir, 'out-restart');
+    const batch = spawn(process.execPath, [BIN, 'batch', input, '-o', out, ...SETTINGS, '--queue', redis.url, '--store', store, '--json'], { env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    batch.stdout.on('data', (d) => (stdout += d));
+    batch.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number>((resolve) => batch.once('exit', (code) => resolve(code ?? -1)));
+    // While the first image runs and the other five wait: Redis loses all six.
+    await workers[0].waitForLog(/w1: job \S+ \(\S+\) started/, 60_000);
+    await redis.restart();
+    expect(await exited).toBe(0);
+    // The worker saw Redis go and come back, and ran the lost jobs again (six images, more starts).
+    expect(workers[0].log()).toMatch(/w1: queue connection: .* \(reconnecting\)/);
+    expect(workers[0].log().match(/\) started/g)!.length).toBeGreaterThan(6);
+    expect(stderr).toBe('');
+    expect(jsonLines(stdout).at(-1)).toMatchObject({ event: 'summary', total: 6, done: 6, failed: 0 });
+    const manifest = await manifestOf(out);
+    expect(manifest.items.map((i: { key: string }) => i.key)).toEqual(KEYS);
+    for (const key of KEYS) expect((await fs.readFile(path.join(out, key))).equals(reference.get(key)!)).toBe(true);
+  }, 90_000);
 });
