@@ -12,12 +12,14 @@ import { upscaleRaster, windowConventions } from '../core/upscale';
 import { decodeImage, sharpResampler } from '../core/node/image-io';
 import { ModelStore } from '../core/node/model-store';
 import type { BrowserBenchResult } from './bench-browser';
-import { ortRunner } from '../core/node/ort-session';
+import type { BatchBenchReport } from './bench-batch';
+import { modelRunner } from '../core/node/model-runner';
 import type { runHugeBridgeBenchmark } from './bench-bridge-huge';
 
 /**
  * Output megapixels per second for a size×size input at the model's native scale, whole pipeline
- * (tiling, blending, alpha fill) included, with the model's default tile and overlap, and where
+ * (tiling, blending, alpha fill) included, with the tile and overlap autotuning picks on this
+ * machine (`tiling: 'catalogue'`: the catalogue's fixed defaults, for comparison), and where
  * the time went: inside the runner's `run` calls (ONNX Runtime, plus the tensor wrapping) and the
  * rest (reading windows, blending, rounding). A warm-up run first infers each distinct window
  * shape once, so session creation and first-run allocation are not counted.
@@ -26,14 +28,17 @@ import type { runHugeBridgeBenchmark } from './bench-bridge-huge';
  * graph, core/graph-cost.ts) × output pixels; inference GFLOP/s counts what ONNX Runtime actually
  * computed (every window, overlap and border padding included) over the time spent in it.
  */
-export async function runBenchmark(modelId: string, size: number, imagePath: string) {
+export async function runBenchmark(modelId: string, size: number, imagePath: string, tiling: BenchTiling = 'auto') {
   const entry = findModel(modelId);
-  const installed = await new ModelStore().ensureOne(modelId);
-  const runner = await ortRunner(installed.onnxPath);
+  const store = new ModelStore();
+  const installed = await store.ensureOne(modelId);
+  const runner = await modelRunner(store, modelId);
   const cost = graphCost(await fs.readFile(installed.onnxPath));
   const bytes = await sharp(imagePath).resize(size, size, { fit: 'cover' }).png().toBuffer();
   const { raster } = await decodeImage(bytes);
-  const options = { scale: entry.scale, tile: entry.tile, overlap: entry.overlap, alpha: 'model' as const, ...windowConventions(entry) };
+  // The calibration (first use on this machine: a few seconds in a child process) is not timed.
+  const tuned = tiling === 'auto' && runner.autotune ? await runner.autotune({ width: size, height: size, scale: entry.scale }) : { tile: entry.tile, overlap: entry.overlap };
+  const options = { scale: entry.scale, tile: tuned.tile, overlap: tuned.overlap, alpha: 'model' as const, ...windowConventions(entry) };
 
   // Warm-up: the whole pipeline, inferring each window shape once (ONNX Runtime plans memory per
   // input shape) and reusing that output for later windows of the same shape.
@@ -74,8 +79,9 @@ export async function runBenchmark(modelId: string, size: number, imagePath: str
     provider: runner.provider,
     input: `${size}x${size}`,
     output: `${result.raster.width}x${result.raster.height}`,
-    tile: entry.tile,
-    overlap: entry.overlap,
+    tiling,
+    tile: options.tile,
+    overlap: options.overlap,
     tiles: result.tiles,
     seconds: round(seconds, 3),
     outputMegapixelsPerSecond: round(outputPixels / 1e6 / seconds, 4),
@@ -94,6 +100,9 @@ export async function runBenchmark(modelId: string, size: number, imagePath: str
 }
 
 export type BenchmarkResult = Awaited<ReturnType<typeof runBenchmark>>;
+
+/** 'auto': the autotuned tile and overlap (what users get); 'catalogue': the catalogue's fixed defaults. */
+export type BenchTiling = 'auto' | 'catalogue';
 
 /** The session options the bench's peak uses: those of core/node/ort-session.ts's runner. */
 function runnerSessionOptions(): ort.InferenceSession.SessionOptions {
@@ -283,6 +292,8 @@ export interface BenchSuiteOptions {
   browserSize?: number;
   /** Input side of the huge-output case through a bridge server process (16x: 1024); 0 skips it. */
   hugeSize?: number;
+  /** Images in the batch figures (one process, then one and two workers on a local redis-server); 0 or absent skips them. */
+  batchImages?: number;
   /** Its scale (default 16). */
   hugeScale?: number;
 }
@@ -300,16 +311,32 @@ export async function runBenchSuite(options: BenchSuiteOptions, runChild: RunChi
   const loadBefore = os.loadavg().map((l) => round(l, 2));
   const fmaPeak = options.fmaPeak ? measureFmaPeak(sharedDir()) : { note: 'not measured (--no-fma-peak)' };
   const peak: PeakResult = runChild(['bench-peak']);
-  const model = (id: string, size: number) => withPeakFractions(runChild(['bench-one', id, '--size', String(size)]) as BenchmarkResult, peak, fmaPeak.gflops);
+  const model = (id: string, size: number, tiling: BenchTiling = 'auto') => withPeakFractions(runChild(['bench-one', id, '--size', String(size), '--tiling', tiling]) as BenchmarkResult, peak, fmaPeak.gflops);
   const results = options.models.map((id) => model(id, options.size));
   const targetResult = options.targetSize > 0 ? model(TARGET.model, options.targetSize) : undefined;
-  const target = targetResult && { ...targetResult, goalFractionOfPracticalPeak: TARGET.fractionOfPracticalPeak, meetsGoal: (targetResult.fractionOfPracticalPeak ?? 0) >= TARGET.fractionOfPracticalPeak };
+  // The same case with the catalogue's fixed tiles: what autotuning gains, from this one run.
+  const targetFixed = options.targetSize > 0 ? model(TARGET.model, options.targetSize, 'catalogue') : undefined;
+  const target = targetResult && {
+    ...targetResult,
+    goalFractionOfPracticalPeak: TARGET.fractionOfPracticalPeak,
+    meetsGoal: (targetResult.fractionOfPracticalPeak ?? 0) >= TARGET.fractionOfPracticalPeak,
+    ...(targetFixed ? { catalogueTiles: targetFixed, autotuneSpeedup: round(targetResult.outputMegapixelsPerSecond / targetFixed.outputMegapixelsPerSecond, 3) } : {}),
+  };
   const bridge = options.bridgeSize > 0 ? runChild(['bench-bridge', '--size', String(options.bridgeSize)]) : undefined;
   const peers = options.peers ? runPeers(options, runChild) : undefined;
-  // Minutes of both CPUs (16x of 1024²: two 4x passes of the fast model), so only when asked for.
-  const hugeBridge: HugeBridgeResult | undefined = options.hugeSize ? runChild(['bench-bridge-huge', '--size', String(options.hugeSize), '--scale', String(options.hugeScale ?? 16)]) : undefined;
   // The in-browser engine (issue 10): onnxruntime-web in headless Chromium beside onnxruntime-node, and the download sizes.
   const browser: BrowserBenchResult | undefined = options.browserSize ? runChild(['bench-browser', '--size', String(options.browserSize)]) : undefined;
+  // Minutes of both CPUs (16x of 1024²: two 4x passes of the fast model), so only when asked for.
+  const hugeBridge: HugeBridgeResult | undefined = options.hugeSize ? runChild(['bench-bridge-huge', '--size', String(options.hugeSize), '--scale', String(options.hugeScale ?? 16)]) : undefined;
+  // Batch throughput (issue 11); it needs Debian's redis-server, and says so instead of failing the bench.
+  let batch: BatchBenchReport | { skipped: string } | undefined;
+  if (options.batchImages) {
+    try {
+      batch = runChild(['bench-batch', '--images', String(options.batchImages)]) as BatchBenchReport;
+    } catch (e) {
+      batch = { skipped: `${e instanceof Error ? e.message : String(e)} (is redis-server installed?)` };
+    }
+  }
   return {
     machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, loadAverage: { before: loadBefore, after: os.loadavg().map((l) => round(l, 2)) } },
     fmaPeak,
@@ -320,6 +347,7 @@ export async function runBenchSuite(options: BenchSuiteOptions, runChild: RunChi
     peers,
     browser,
     hugeBridge,
+    batch,
   };
 }
 
@@ -360,8 +388,19 @@ export function formatBenchReport(report: BenchReport): string {
     `  ${(r.macsPerOutputPixel / 1e3).toFixed(1)} k multiply-adds per output pixel: ${r.achievedGflops} GFLOP/s = ${percent(r.fractionOfPracticalPeak)} of practical peak, ${percent(r.fractionOfFmaPeak)} of FMA peak\n` +
     `  inference ${r.inferenceSeconds} s (${r.inferenceGflops} GFLOP/s on ${r.inferredPixelsRatio}× the input's pixels: ${percent(r.inferenceFractionOfPracticalPeak)} of practical peak), rest of the pipeline ${r.otherSeconds} s`;
   for (const r of report.results) lines.push(modelLine(r));
-  if (report.target) lines.push(`target (x4plus ${report.target.input} at 4x, ≥ ${percent(report.target.goalFractionOfPracticalPeak)} of practical peak: ${report.target.meetsGoal ? 'met' : 'not met'}):\n  ${modelLine(report.target)}`);
+  if (report.target) {
+    lines.push(`target (x4plus ${report.target.input} at 4x, ≥ ${percent(report.target.goalFractionOfPracticalPeak)} of practical peak: ${report.target.meetsGoal ? 'met' : 'not met'}):\n  ${modelLine(report.target)}`);
+    if (report.target.catalogueTiles) lines.push(`  with the catalogue's fixed tiles instead:\n  ${modelLine(report.target.catalogueTiles)}\n  autotuning: ${report.target.autotuneSpeedup}× as fast`);
+  }
   if (report.bridge) lines.push(`bridge: ${report.bridge.input} at 4x, ${report.bridge.clientSeconds} s at the client, ${report.bridge.jobRunSeconds} s in the pipeline: overhead ${(report.bridge.bridgeOverheadFraction * 100).toFixed(2)}%`);
+  const huge = report.hugeBridge;
+  if (huge) {
+    const r = huge.serverRss;
+    lines.push(
+      `huge output through the bridge: ${huge.input.width}² at ${huge.output.width / huge.input.width}x → ${huge.output.width}×${huge.output.height} (${huge.output.MiB} MiB at 8 bits), ${huge.model}, ${huge.seconds} s; ` +
+        `server peak RSS ${r.peakMiB} MiB = ${r.peakOverOutput}× the output (constant ${r.constantMiB} MiB; limit 1.5× + constant = ${r.limitMiB} MiB: ${r.withinLimit ? 'within' : 'over'})`,
+    );
+  }
   const web = report.browser;
   if (web) {
     const mb = (n?: number) => (n === undefined ? '–' : `${(n / 1e6).toFixed(2)} MB`);
@@ -372,19 +411,19 @@ export function formatBenchReport(report: BenchReport): string {
     const s = web.sizes;
     lines.push(`  downloads: Figma plugin ${mb(s.figmaPluginBytes)} (ui.html ${mb(s.figmaUiHtmlBytes)}), ORT wasm ${mb(s.ortWasmBytes)} (WebGPU build ${mb(s.ortWebGpuWasmBytes)}), model ${mb(s.modelFp32OnnxBytes)} fp32 / ${mb(s.modelFp16OnnxBytes)} fp16`);
   }
-  const huge = report.hugeBridge;
-  if (huge) {
-    const r = huge.serverRss;
-    lines.push(
-      `huge output through the bridge: ${huge.input.width}² at ${huge.output.width / huge.input.width}x → ${huge.output.width}×${huge.output.height} (${huge.output.MiB} MiB at 8 bits), ${huge.model}, ${huge.seconds} s; ` +
-        `server peak RSS ${r.peakMiB} MiB = ${r.peakOverOutput}× the output (constant ${r.constantMiB} MiB; limit 1.5× + constant = ${r.limitMiB} MiB: ${r.withinLimit ? 'within' : 'over'})`,
-    );
-  }
   for (const p of report.peers ?? []) {
     lines.push(
       p.peer.skipped
         ? `peer ${p.peer.peer}, ${p.model}: skipped (${p.peer.skipped})`
         : `peer ${p.peer.peer}, ${p.model} ${p.input}: ${p.peer.outputMegapixelsPerSecond} MP/s (${p.peer.seconds} s${p.peer.startupSeconds !== undefined ? `, less ${p.peer.startupSeconds} s startup` : ''}); ours ${p.ours.outputMegapixelsPerSecond} MP/s (${p.ours.seconds} s): ${p.oursOverPeer}× theirs`,
+    );
+  }
+  const batch = report.batch;
+  if (batch && 'skipped' in batch) lines.push(`batch: skipped: ${batch.skipped}`);
+  else if (batch) {
+    lines.push(
+      `batch (${batch.images} images ${batch.size}² at ${batch.scale}x, ${batch.model}, ${batch.cpus} CPUs): ${batch.local.imagesPerMinute} images/min in one process, ` +
+        `${batch.queue1.imagesPerMinute} with one worker, ${batch.queue2.imagesPerMinute} with two (×${batch.speedup2}; both workers share these CPUs); queue overhead ${batch.queueOverheadMsPerJob} ms per job`,
     );
   }
   return lines.join('\n') + '\n';

@@ -16,13 +16,13 @@ import { benchImage, formatBenchReport, runBenchmark, runBenchSuite, runPeakBenc
 import { runNcnnPeer, runUpscalerJsPeer } from './bench-peers';
 import { formatDoctor, runDoctor } from './doctor';
 import { runBridgeBenchmark } from './bench-bridge';
-import { HUGE_DEFAULTS, hugeSource, runHugeBridgeBenchmark } from './bench-bridge-huge';
 import { runBrowserBenchmark } from './bench-browser';
+import { HUGE_DEFAULTS, hugeSource, runHugeBridgeBenchmark } from './bench-bridge-huge';
 import { DEFAULT_PORT, serve } from './serve';
 import { TokenStore } from './tokens';
 import { registerModelCommands, withCustomModels } from './models-cli';
 import { registerBatchCommands } from './batch-cli';
-import { integerInRange } from '../core/validate';
+import { integerInRange, oneOf } from '../core/validate';
 
 /** Exit codes: 2 = the request was bad (fix the command), 1 = something failed on our side. */
 const EXIT_USAGE = 2;
@@ -94,8 +94,8 @@ export function buildProgram(): Command {
     .option('--map [file]', 'also write the invented-detail map (grey PNG, white = invented; default <output>.map.png)')
     .option('--consistent', 'project the result so that downscaling it gives back the input (default in fidelity mode)')
     .option('--no-consistent', 'never project (not even the fidelity end)')
-    .option('--tile <px>', `tile size in input pixels, ${LIMITS.tile.min}–${LIMITS.tile.max} (default: per model)`)
-    .option('--overlap <px>', `context pixels around each tile, ${LIMITS.overlap.min}–${LIMITS.overlap.max} (default: per model)`)
+    .option('--tile <px>', `tile size in input pixels, ${LIMITS.tile.min}–${LIMITS.tile.max} (default: tuned for the model on this machine, see \`upbridge models calibrate\`)`)
+    .option('--overlap <px>', `context pixels around each tile, ${LIMITS.overlap.min}–${LIMITS.overlap.max} (default: the model's exact overlap, tiled = whole within 1/255)`)
     .addOption(new Option('--alpha <mode>', 'how alpha is upscaled').choices([...ALPHA_MODES]).default('model'))
     .option('--provider <name>', PROVIDER_HELP)
     .option('--json', 'print one JSON line with the result instead of a progress bar')
@@ -229,7 +229,8 @@ export function buildProgram(): Command {
     .option('--browser-size <px>', 'input size (square) for the in-browser engine (wasm in headless Chromium) and onnxruntime-node beside it; 0 skips it', '128')
     .option('--huge-size <px>', 'input size (square) for a huge output through a bridge server process, its peak RSS against the output (issue 8: 1024; 12–35 min of 2 CPUs); 0 skips it', '0')
     .option('--huge-scale <n>', 'scale of the huge output', String(HUGE_DEFAULTS.scale))
-    .action(async (opts: { json?: boolean; size: string; models?: string; targetSize: string; bridgeSize: string; fmaPeak: boolean; peers?: boolean; peerSize: string; tfjsSize: string; browserSize: string; hugeSize: string; hugeScale: string }) => {
+    .option('--batch-images <n>', 'images in the batch figures (one process, one and two workers on a local redis-server); 0 skips them', '8')
+    .action(async (opts: { json?: boolean; size: string; models?: string; targetSize: string; bridgeSize: string; fmaPeak: boolean; peers?: boolean; peerSize: string; tfjsSize: string; browserSize: string; hugeSize: string; hugeScale: string; batchImages: string }) => {
       // The whole catalogue is 43 models and ~300 MB of downloads; by default, the models npm start prepares.
       const ids = opts.models === 'all' ? catalogue.models.map((m) => m.id) : opts.models ? opts.models.split(',') : startupModelIds();
       const runChild = (args: string[]) => {
@@ -240,7 +241,7 @@ export function buildProgram(): Command {
       };
       const size = (name: string, value: string) => integerInRange(name, value, 0, LIMITS.tile.max);
       const report = await runBenchSuite(
-        { browserSize: size('browser-size', opts.browserSize), size: size('size', opts.size), models: ids, targetSize: size('target-size', opts.targetSize), bridgeSize: size('bridge-size', opts.bridgeSize), fmaPeak: opts.fmaPeak, peers: opts.peers === true, peerSize: size('peer-size', opts.peerSize), tfjsSize: size('tfjs-size', opts.tfjsSize), hugeSize: size('huge-size', opts.hugeSize), hugeScale: integerInRange('huge-scale', opts.hugeScale, 1, 16) },
+        { browserSize: size('browser-size', opts.browserSize), size: size('size', opts.size), models: ids, targetSize: size('target-size', opts.targetSize), bridgeSize: size('bridge-size', opts.bridgeSize), fmaPeak: opts.fmaPeak, peers: opts.peers === true, peerSize: size('peer-size', opts.peerSize), tfjsSize: size('tfjs-size', opts.tfjsSize), hugeSize: size('huge-size', opts.hugeSize), hugeScale: integerInRange('huge-scale', opts.hugeScale, 1, 16), batchImages: integerInRange('batch-images', opts.batchImages, 0, 1000) },
         runChild,
       );
       process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : formatBenchReport(report));
@@ -275,8 +276,10 @@ export function buildProgram(): Command {
     .command('bench-one', { hidden: true })
     .argument('<model>')
     .option('--size <px>', 'input size', '256')
-    .action(async (model: string, opts: { size: string }) => {
-      process.stdout.write(JSON.stringify(await runBenchmark(model, Number(opts.size), benchImage())) + '\n');
+    .option('--tiling <how>', 'auto or catalogue', 'auto')
+    .action(async (model: string, opts: { size: string; tiling: string }) => {
+      const tiling = oneOf('--tiling', opts.tiling, ['auto', 'catalogue'] as const);
+      process.stdout.write(JSON.stringify(await runBenchmark(model, Number(opts.size), benchImage(), tiling)) + '\n');
     });
 
   program
