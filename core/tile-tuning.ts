@@ -12,7 +12,7 @@
 import { LIMITS } from './upscale';
 import { planAxis } from './tiler';
 
-export const CALIBRATION_VERSION = 2;
+export const CALIBRATION_VERSION = 3;
 
 /** One measured window: a square of `side` input pixels took `seconds` (after a warm-up run). */
 export interface WindowTiming {

@@ -41,13 +41,20 @@ const GRAPH_MEMORY_FACTOR = 4;
 
 /**
  * What the tiling may hold at once (the largest window's inference and its float band of output
- * rows): $UPBRIDGE_TILE_MEMORY_MIB, else a quarter of the machine's memory, at most 8 GiB (the
+ * rows): $UPBRIDGE_TILE_MEMORY_MIB, else a third of the machine's memory, at most 8 GiB (the
  * bridge also holds its queue's images; other apps hold the rest).
  */
 export function tileMemoryBudget(env: NodeJS.ProcessEnv = process.env): number {
   if (env.UPBRIDGE_TILE_MEMORY_MIB) return integerInRange('UPBRIDGE_TILE_MEMORY_MIB', env.UPBRIDGE_TILE_MEMORY_MIB, 64, 1 << 20) * 2 ** 20;
-  return Math.min(os.totalmem() / 4, 8 * 2 ** 30);
+  return Math.min(os.totalmem() / 3, 8 * 2 ** 30);
 }
+
+/**
+ * Peak RSS of a large window ÷ what the small calibration windows predict: ONNX Runtime's CPU
+ * arena grows in powers of two. Measured 1.5× (x4v3, one 276² window: 180 MiB for 122 predicted)
+ * and 1.55× (x4plus, one 532² window: 7.0 GiB for 4.5 predicted).
+ */
+const ARENA_GROWTH = 1.6;
 
 export interface WindowMeasurement {
   timings: { side: number; seconds: number }[];
@@ -112,7 +119,7 @@ const hwm = () => Number(/VmHWM:\\s+(\\d+)/.exec(fs.readFileSync('/proc/self/sta
 function memoryPerPixel(measured: WindowMeasurement, provider: string, onnx: Uint8Array): { bytesPerPixel: number; memorySource: TileCalibration['memorySource'] } {
   const graph = graphCost(onnx).convBytesPerInputPixel * GRAPH_MEMORY_FACTOR;
   if (provider !== 'cpu' || !process.platform.startsWith('linux')) return { bytesPerPixel: graph, memorySource: 'graph' };
-  const rss = Math.max(...measured.peakGrowth.map((p) => p.bytes / (p.side * p.side)));
+  const rss = ARENA_GROWTH * Math.max(...measured.peakGrowth.map((p) => p.bytes / (p.side * p.side)));
   // A window smaller than the arena's first block shows no growth at all: never below the graph's own two tensors.
   return { bytesPerPixel: Math.max(rss, graph / GRAPH_MEMORY_FACTOR), memorySource: 'rss' };
 }
