@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { runNodeScript } from './node-script';
 import { existsSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { onnx } from 'onnx-proto';
@@ -156,23 +156,8 @@ const ort = require(process.argv[1]);
   }
   process.stdout.write('\\n' + JSON.stringify(out) + '\\n');
 })();`;
-  const args = ['-e', script, require.resolve('onnxruntime-node'), Buffer.from(probeModelBytes()).toString('base64'), JSON.stringify(names)];
-  const { stdout, stderr, code, signal } = await new Promise<{ stdout: string; stderr: string; code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      resolve({ stdout: out, stderr: `${err}${e.message}`, code: null, signal: null });
-    });
-    child.on('close', (c, s) => {
-      clearTimeout(timer);
-      resolve({ stdout: out, stderr: err, code: c, signal: s });
-    });
-  });
+  const args = [require.resolve('onnxruntime-node'), Buffer.from(probeModelBytes()).toString('base64'), JSON.stringify(names)];
+  const { stdout, stderr, code, signal } = await runNodeScript(script, args, timeoutMs);
   let verdicts: Record<string, { ok: boolean; error?: string }> = {};
   try {
     verdicts = JSON.parse(stdout.trim().split('\n').pop() ?? '{}');

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -10,6 +9,7 @@ import { AutotuneRequest, InferenceRunner } from '../session';
 import { CALIBRATION_VERSION, chooseTiling, evaluateTiling, TileCalibration, TilingChoice, TilingRequest } from '../tile-tuning';
 import { BORDER_PAD_PX, passCount, windowConventions } from '../upscale';
 import { sharpResampler } from './image-io';
+import { runNodeScript } from './node-script';
 import { integerInRange } from '../validate';
 
 /**
@@ -89,23 +89,8 @@ const hwm = () => Number(/VmHWM:\\s+(\\d+)/.exec(fs.readFileSync('/proc/self/sta
   process.stdout.write('\\n' + JSON.stringify({ timings, peakGrowth }) + '\\n');
 })().catch((e) => { process.stderr.write(String(e && e.stack || e)); process.exit(1); });`;
   const sides = CALIBRATION_SIDES.filter((s, i) => i === 0 || s <= maxSide);
-  const args = ['-e', script, require.resolve('onnxruntime-node'), onnxPath, provider, JSON.stringify(sides), String(CALIBRATION_STOP_SECONDS), String(os.availableParallelism()), String(CALIBRATION_MIN_SIDE), String(CALIBRATION_ABORT_SECONDS)];
-  const { stdout, stderr, code } = await new Promise<{ stdout: string; stderr: string; code: number | null }>((resolve) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      resolve({ stdout: out, stderr: `${err}${e.message}`, code: null });
-    });
-    child.on('close', (c) => {
-      clearTimeout(timer);
-      resolve({ stdout: out, stderr: err, code: c });
-    });
-  });
+  const args = [require.resolve('onnxruntime-node'), onnxPath, provider, JSON.stringify(sides), String(CALIBRATION_STOP_SECONDS), String(os.availableParallelism()), String(CALIBRATION_MIN_SIDE), String(CALIBRATION_ABORT_SECONDS)];
+  const { stdout, stderr, code } = await runNodeScript(script, args, timeoutMs);
   try {
     const parsed = JSON.parse(stdout.trim().split('\n').pop() ?? '') as WindowMeasurement;
     if (parsed.timings.length > 0) return parsed;
