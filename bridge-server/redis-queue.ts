@@ -311,6 +311,10 @@ export async function startWorker(options: WorkerOptions): Promise<{ close(): Pr
 
 /** How often a batch client checks that Redis still knows its jobs. */
 const WATCH_MS = 3000;
+/** How long a batch client keeps resubmitting an image while Redis cannot be reached. */
+const RESUBMIT_MS = 30_000;
+/** BullMQ's words for a job whose keys Redis lost while a worker held it. */
+const LOST_JOB = /Missing key for job|Missing lock for job|job .* not found/i;
 
 /** `upbridge batch --queue`: each image goes to whichever worker is free; this process only waits. */
 export async function queueBatchRunner(conn: QueueConnection, store: JobStore): Promise<BatchRunner> {
@@ -353,29 +357,43 @@ export async function queueBatchRunner(conn: QueueConnection, store: JobStore): 
         await Promise.race([store.put(inputKey, item.input), aborted]);
         const data: FileJobData = { kind: 'file', name: item.key, input: inputKey, output: outputKey, settings };
         const add = () => queue.add('file', data, { jobId: id, attempts: 1, removeOnComplete: { age: 3600 }, removeOnFail: { age: 24 * 3600 } });
-        let job: BullJob;
-        try {
-          job = await add();
-        } catch (e) {
-          throw unavailable(display, e);
-        }
-        let result: FileJobResult;
-        try {
-          const finished = job.waitUntilFinished(events) as Promise<FileJobResult>;
-          finished.catch(() => undefined);
+        // Redis restarting: keep trying for a while before the image fails (the batch can be run again).
+        const addSoon = async (): Promise<BullJob> => {
+          const deadline = Date.now() + RESUBMIT_MS;
           for (;;) {
-            const tick = new Promise<'tick'>((resolve) => setTimeout(() => resolve('tick'), WATCH_MS).unref());
-            const r = await Promise.race([finished, aborted, tick]);
-            if (r !== 'tick') {
-              result = r;
-              break;
+            try {
+              return await add();
+            } catch (e) {
+              if (Date.now() > deadline || signal.aborted) throw unavailable(display, e);
+              await Promise.race([new Promise((r) => setTimeout(r, 500)), aborted]);
             }
-            // Never lost: a job Redis no longer knows (restarted without its data) is queued again.
-            if ((await queue.getJobState(id).catch(() => undefined)) === 'unknown') await add().catch(() => undefined);
           }
-        } catch (e) {
-          if (isUpbridgeError(e)) throw e;
-          throw decodeError(e instanceof Error ? e.message : String(e));
+        };
+        let job = await Promise.race([addSoon(), aborted]);
+        let result: FileJobResult;
+        for (;;) {
+          try {
+            const finished = job.waitUntilFinished(events) as Promise<FileJobResult>;
+            finished.catch(() => undefined);
+            let r: FileJobResult | 'tick';
+            do {
+              const tick = new Promise<'tick'>((resolve) => setTimeout(() => resolve('tick'), WATCH_MS).unref());
+              r = await Promise.race([finished, aborted, tick]);
+              // Never lost: a job Redis no longer knows (restarted without its data) is queued again.
+              if (r === 'tick' && (await queue.getJobState(id).catch(() => undefined)) === 'unknown') await add().catch(() => undefined);
+            } while (r === 'tick');
+            result = r;
+            break;
+          } catch (e) {
+            if (isUpbridgeError(e)) throw e;
+            const message = e instanceof Error ? e.message : String(e);
+            // The job vanished under its worker (Redis restarted mid-job): queued again, not failed.
+            if (LOST_JOB.test(message)) {
+              job = await Promise.race([addSoon(), aborted]);
+              continue;
+            }
+            throw decodeError(message);
+          }
         }
         const stored = await store.open(outputKey);
         try {

@@ -180,7 +180,9 @@ describe('upbridge batch --queue (BullMQ on a real redis-server)', () => {
     // While the first image runs and the other five wait: Redis loses all six.
     await workers[0].waitForLog(/w1: job \S+ \(\S+\) started/, 60_000);
     await redis.restart();
-    expect(await exited).toBe(0);
+    const code = await exited;
+    // On failure, what the batch said (its last lines name the images and their errors).
+    expect({ code, stderr, last: jsonLines(stdout).slice(-3) }).toEqual({ code: 0, stderr: '', last: expect.anything() });
     // The worker saw Redis go and come back, and ran the lost jobs again (six images, more starts).
     expect(workers[0].log()).toMatch(/w1: queue connection: .* \(reconnecting\)/);
     expect(workers[0].log().match(/\) started/g)!.length).toBeGreaterThan(6);
