@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { findModel } from '../../../core/catalogue';
-import { measureModelOverlap, OVERLAP_CANDIDATES } from '../../../core/exact-overlap';
+import { OVERLAP_CANDIDATES } from '../../../core/exact-overlap';
 import { readImage, sharpResampler } from '../../../core/node/image-io';
 import { modelRunner } from '../../../core/node/model-runner';
 import { ModelStore } from '../../../core/node/model-store';
@@ -27,9 +27,13 @@ function whole(id: string): Omit<UpscaleOptions, 'signal' | 'onProgress'> {
   return { scale: entry.scale, tile: 4096, overlap: 0, alpha: 'model', ...windowConventions(entry) };
 }
 
+/** One home for the realesr-general-x4v3 tests: measured by the first, read by the others. */
+let fastHome: Promise<string> | undefined;
+const sharedFastHome = () => (fastHome ??= tempHome());
+
 describe('tile calibration (real model, real ONNX Runtime in a child process)', () => {
   test('measures windows once, keeps the result in a file, and a later call reads it', async () => {
-    const home = await tempHome();
+    const home = await sharedFastHome();
     const t = await target(FAST, home);
     const calibration = await tileCalibration(t);
     expect(calibration).toMatchObject({ version: CALIBRATION_VERSION, model: FAST, provider: 'cpu', onnxSha256: t.onnxSha256, exactOverlap: findModel(FAST).exactOverlap });
@@ -65,7 +69,7 @@ describe('tile calibration (real model, real ONNX Runtime in a child process)', 
 
 describe('autotuned tiles equal the untiled result within 1/255', () => {
   test('realesr-general-x4v3: a budget that forces a grid of tiles, the catalogue overlap', async () => {
-    const home = await tempHome();
+    const home = await sharedFastHome();
     const t = await target(FAST, home);
     const runner = await modelRunner(new ModelStore(), FAST, { provider: 'cpu' });
     const input = (await readImage(PHOTO)).raster;
@@ -102,15 +106,10 @@ describe('autotuned tiles equal the untiled result within 1/255', () => {
     const tiled = await upscaleRaster(input, runner, 2, sharpResampler, { ...whole(id), tile: tuned.tile, overlap: tuned.overlap });
     const untiled = await upscaleRaster(input, runner, 2, sharpResampler, whole(id));
     expect(maxAbsDiff(tiled.raster, untiled.raster)).toBeLessThanOrEqual(1);
-    // The measurement has teeth: the candidate under the probes' minimum is visibly off on them,
-    // and the overlap used is one candidate above that minimum.
-    const measured = await measureModelOverlap(runner, 2, sharpResampler, windowConventions(findModel(id)));
-    expect(measured.overlap).toBe(tuned.overlap);
-    const k = OVERLAP_CANDIDATES.indexOf(measured.minimum as (typeof OVERLAP_CANDIDATES)[number]);
-    expect(OVERLAP_CANDIDATES[k + 1]).toBe(tuned.overlap);
-    const under = [...measured.photo.tried, ...measured.synthetic.tried].filter((x) => x.overlap === OVERLAP_CANDIDATES[k - 1]);
-    expect(under.length).toBeGreaterThan(0);
-    expect(Math.max(...under.map((x) => x.maxDiff))).toBeGreaterThan(1);
+    // The measurement has teeth: one candidate less is visibly off on this photo's grid.
+    const less = OVERLAP_CANDIDATES[OVERLAP_CANDIDATES.indexOf(tuned.overlap as (typeof OVERLAP_CANDIDATES)[number]) - 1];
+    const loose = await upscaleRaster(input, runner, 2, sharpResampler, { ...whole(id), tile: tuned.tile, overlap: less });
+    expect(maxAbsDiff(loose.raster, untiled.raster)).toBeGreaterThan(1);
   });
 
   test('a squeeze-excitation model has no exact overlap: the catalogue overlap is used and the calibration says so', async () => {
@@ -126,8 +125,8 @@ describe('autotuned tiles equal the untiled result within 1/255', () => {
   });
 
   test('the pipeline tunes when the request leaves tile and overlap out, and keeps what it sets', async () => {
-    // 400×300 at 4x: more than a 64 MiB budget's window holds.
-    const input = syntheticRaster(400, 300);
+    // 300×200 at 4x: more than a 64 MiB budget's window holds.
+    const input = syntheticRaster(300, 200);
     const store = new ModelStore();
     const previous = process.env.UPBRIDGE_TILE_MEMORY_MIB;
     const run = (raw: Record<string, unknown>) => runUpscalePlan(input, planUpscale({ model: FAST, scale: 4, ...raw }), { runnerFor: (m) => modelRunner(store, m.id, { provider: 'cpu' }), resampler: sharpResampler });
