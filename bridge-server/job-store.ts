@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { UpbridgeError } from '../core/errors';
+import { copyFileAtomic, writeFileAtomic } from '../core/node/atomic-write';
 
 /**
  * Where queued jobs keep their images: the queue (Redis) carries only keys, never image bytes.
@@ -44,17 +44,7 @@ function checkKey(key: string): string[] {
   return parts;
 }
 
-/** Copies `from` to `to` through a temporary file beside `to`, then renames: never a half-written `to`. */
-export async function copyFileAtomic(from: string, to: string): Promise<void> {
-  const temp = path.join(path.dirname(to), `.${path.basename(to)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  try {
-    await fs.copyFile(from, temp);
-    await fs.rename(temp, to);
-  } catch (e) {
-    await fs.rm(temp, { force: true });
-    throw e;
-  }
-}
+export { copyFileAtomic };
 
 /** The shared directory: every bridge, worker and batch client mounts the same folder. */
 export class DirectoryStore implements JobStore {
@@ -94,16 +84,9 @@ export class DirectoryStore implements JobStore {
   }
 
   async write(key: string, bytes: Uint8Array): Promise<void> {
-    const file = await this.parent(key);
-    const temp = `${path.join(path.dirname(file), `.${path.basename(file)}`)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    try {
-      await fs.writeFile(temp, bytes);
-      await fs.rename(temp, file);
-    } catch (e) {
-      await fs.rm(temp, { force: true });
-      throw e;
-    }
+    await writeFileAtomic(await this.parent(key), bytes);
   }
+
 
   async read(key: string): Promise<Buffer> {
     return fs.readFile(this.pathOf(key));

@@ -3,17 +3,24 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
 /**
- * Write to a temporary file in the destination's folder, then rename over the destination:
- * a reader (or a crash) never sees a half-written file, and rename is atomic on one filesystem.
+ * Fill a temporary file in the destination's folder, then rename it over the destination: a
+ * reader (or a crash) never sees a half-written file, and rename is atomic on one filesystem.
  */
-export async function writeFileAtomic(destination: string, bytes: Uint8Array | string): Promise<void> {
-  const dir = path.dirname(destination);
-  const temp = path.join(dir, `.${path.basename(destination)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+async function replaceAtomically(destination: string, fill: (temp: string) => Promise<void>): Promise<void> {
+  const temp = path.join(path.dirname(destination), `.${path.basename(destination)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
-    await fs.writeFile(temp, bytes);
+    await fill(temp);
     await fs.rename(temp, destination);
   } catch (e) {
     await fs.rm(temp, { force: true });
     throw e;
   }
+}
+
+export function writeFileAtomic(destination: string, bytes: Uint8Array | string): Promise<void> {
+  return replaceAtomically(destination, (temp) => fs.writeFile(temp, bytes));
+}
+
+export function copyFileAtomic(from: string, to: string): Promise<void> {
+  return replaceAtomically(to, (temp) => fs.copyFile(from, temp));
 }
