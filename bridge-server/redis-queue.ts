@@ -369,19 +369,25 @@ export async function queueBatchRunner(conn: QueueConnection, store: JobStore): 
             }
           }
         };
-        let job = await Promise.race([addSoon(), aborted]);
+        await Promise.race([addSoon(), aborted]);
         let result: FileJobResult;
         for (;;) {
+          const finished = jobFinished<FileJobResult>(events, id);
           try {
-            const finished = job.waitUntilFinished(events) as Promise<FileJobResult>;
-            finished.catch(() => undefined);
-            let r: FileJobResult | 'tick';
-            do {
-              const tick = new Promise<'tick'>((resolve) => setTimeout(() => resolve('tick'), WATCH_MS).unref());
-              r = await Promise.race([finished, aborted, tick]);
+            let r: FileJobResult | 'tick' = 'tick';
+            while (r === 'tick') {
+              // Events are missed while Redis restarts, so the job itself is looked at too: at once
+              // (it may have finished before the listeners), then every tick. A failed look waits for the next.
+              const seen = await BullJob.fromId<FileJobData, FileJobResult>(queue, id).then(async (j) => (j ? { job: j, state: await j.getState() } : { state: 'unknown' as const }), () => undefined);
               // Never lost: a job Redis no longer knows (restarted without its data) is queued again.
-              if (r === 'tick' && (await queue.getJobState(id).catch(() => undefined)) === 'unknown') await add().catch(() => undefined);
-            } while (r === 'tick');
+              if (seen?.state === 'unknown') await add().catch(() => undefined);
+              else if (seen?.state === 'completed') {
+                r = seen.job!.returnvalue;
+                break;
+              } else if (seen?.state === 'failed') throw new Error(seen.job!.failedReason);
+              const tick = new Promise<'tick'>((resolve) => setTimeout(() => resolve('tick'), WATCH_MS).unref());
+              r = await Promise.race([finished.result, aborted, tick]);
+            }
             result = r;
             break;
           } catch (e) {
@@ -389,10 +395,12 @@ export async function queueBatchRunner(conn: QueueConnection, store: JobStore): 
             const message = e instanceof Error ? e.message : String(e);
             // The job vanished under its worker (Redis restarted mid-job): queued again, not failed.
             if (LOST_JOB.test(message)) {
-              job = await Promise.race([addSoon(), aborted]);
+              await Promise.race([addSoon(), aborted]);
               continue;
             }
             throw decodeError(message);
+          } finally {
+            finished.dispose();
           }
         }
         const stored = await store.open(outputKey);
@@ -414,6 +422,29 @@ export async function queueBatchRunner(conn: QueueConnection, store: JobStore): 
       await queue.close();
     },
   };
+}
+
+/**
+ * A job's end, from its QueueEvents. Not BullMQ's Job.waitUntilFinished: that looks at the job from
+ * inside an async Promise executor, so a Redis outage at that moment is an unhandled rejection that
+ * ends the process (seen in CI: MaxRetriesPerRequestError while Redis restarted).
+ */
+function jobFinished<T>(events: QueueEvents, id: string): { result: Promise<T>; dispose(): void } {
+  let dispose!: () => void;
+  const result = new Promise<T>((resolve, reject) => {
+    const onCompleted = ({ returnvalue }: { returnvalue: unknown }) => (dispose(), resolve(returnvalue as T));
+    const onFailed = ({ failedReason }: { failedReason: string }) => (dispose(), reject(new Error(failedReason)));
+    const completed = `completed:${id}`;
+    const failed = `failed:${id}`;
+    events.on(completed as 'completed', onCompleted as never);
+    events.on(failed as 'failed', onFailed as never);
+    dispose = () => {
+      events.off(completed as 'completed', onCompleted as never);
+      events.off(failed as 'failed', onFailed as never);
+    };
+  });
+  result.catch(() => undefined);
+  return { result, dispose };
 }
 
 async function cancelRemote(client: IORedis, id: string): Promise<void> {
