@@ -30,6 +30,15 @@ export function fromWire(value: unknown): unknown {
   return value;
 }
 
+/**
+ * Chromium flags for a browser that hosts the UI. Chromium puts a sandboxed iframe in a process of
+ * its own, and that frame misses playwright's emulated device scale (devicePixelRatio 1 in a page
+ * at 2): one fresh-clone run in about ten, with another browser suite loading the CPUs, clicks were
+ * routed to the wrong point for 30 s ("<section id=controls> intercepts pointer events"). In the
+ * page's process the frame is still sandboxed, its origin still null (openUi checks).
+ */
+export const UI_HOST_ARGS = ['--disable-features=IsolateSandboxedIframes'];
+
 /** The host page: a sandboxed iframe, and the relay Figma's editor would be. */
 export const HOST_PAGE = `<!doctype html><html><head><link rel="icon" href="data:,"><style>body{margin:0;background:#e5e5e5}iframe{border:0;display:block;background:#fff}</style></head><body>
 <iframe id="ui" sandbox="allow-scripts" width="${UI_SIZE.width}" height="${UI_SIZE.height}"></iframe>
@@ -69,6 +78,8 @@ export async function openUi(context: BrowserContext, sim: FigmaSim, html: strin
   await ui.waitForSelector('#connection:not([data-state="connecting"])');
   const origin = await within(ui.evaluate(() => self.origin), STEP_MS, 'reading the frame origin');
   if (origin !== 'null') throw new Error(`the UI frame's origin is ${origin}, not null as in Figma`);
+  const scales = await within(Promise.all([page.evaluate(() => devicePixelRatio), ui.evaluate(() => devicePixelRatio)]), STEP_MS, 'reading the device scales');
+  if (scales[0] !== scales[1]) throw new Error(`the UI frame's devicePixelRatio is ${scales[1]} in a page at ${scales[0]}: launch chromium with UI_HOST_ARGS`);
   return { page, ui, pageErrors };
 }
 

@@ -9,7 +9,7 @@ import { freePort, GatedEngine, startBridge, TestBridge, waitFor } from '../../b
 import { FigmaSim, rectangle, setUp, SimRectangle } from './figma-sim';
 import { decode, imagePaint, png } from './plugin-harness';
 import { CHROMIUM, STEP_MS, within, recordProgress, progressLog } from '../../browser';
-import { openUi } from './ui-host';
+import { openUi, UI_HOST_ARGS } from './ui-host';
 
 /**
  * The built UI (dist/figma/ui.html) in Debian's Chromium, as Figma runs it: in a sandboxed iframe
@@ -37,7 +37,7 @@ beforeAll(async () => {
   if (!existsSync(UI_HTML)) throw new Error('dist/figma/ui.html is missing: run npm run build first');
   html = readFileSync(UI_HTML, 'utf8');
   browser = await within(
-    chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'], timeout: STEP_MS }),
+    chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', ...UI_HOST_ARGS], timeout: STEP_MS }),
     STEP_MS + 5_000,
     'launching chromium',
   );

@@ -12,7 +12,7 @@ import { runnerFor, syntheticRaster } from '../../helpers';
 import { ensureNcnnFiles, FakeCdn, startFakeCdn } from '../../core/web/web-harness';
 import { FigmaSim, rectangle, setUp, SimRectangle } from './figma-sim';
 import { decode, imagePaint, png } from './plugin-harness';
-import { openUi } from './ui-host';
+import { openUi, UI_HOST_ARGS } from './ui-host';
 
 /**
  * "Upscale here": the built UI (dist/figma/ui.html) in Chromium as Figma runs it (a sandboxed
@@ -37,7 +37,7 @@ beforeAll(async () => {
   if (!existsSync(UI_HTML)) throw new Error('dist/figma/ui.html is missing: run npm run build first');
   await ensureNcnnFiles(MODEL);
   cdn = await startFakeCdn();
-  browser = await within(chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'], timeout: STEP_MS }), STEP_MS + 5_000, 'launching chromium');
+  browser = await within(chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', ...UI_HOST_ARGS], timeout: STEP_MS }), STEP_MS + 5_000, 'launching chromium');
   context = await browser.newContext({ viewport: { width: UI_SIZE.width + 40, height: UI_SIZE.height + 40 }, deviceScaleFactor: 2 });
   context.setDefaultTimeout(STEP_MS);
 }, 120_000);
