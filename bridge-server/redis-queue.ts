@@ -28,6 +28,8 @@ import { BridgeJobInput, jobExecutor } from './routes/jobs';
  * job's signal, which the pipeline checks before every tile.
  */
 export const QUEUE_NAME = 'upbridge';
+/** How often a running job's worker looks for a cancel it may have missed. */
+const CANCEL_LOOK_MS = 2000;
 const CANCEL_CHANNEL = `${QUEUE_NAME}:cancel`;
 const cancelKey = (id: string) => `${QUEUE_NAME}:cancelled:${id}`;
 
@@ -226,6 +228,9 @@ export async function startWorker(options: WorkerOptions): Promise<{ close(): Pr
       lastSent = now;
       void job.updateProgress({ done: p.done, total: p.total, ...(stage ? { stage } : {}) }).catch(() => undefined);
     };
+    // Pub/sub messages are not kept: a worker whose subscriber was reconnecting would miss a cancel.
+    const lookForCancel = () => void commands.exists(cancelKey(id)).then((n) => n === 1 && running.get(id)?.(), () => undefined);
+    const cancelWatch = setInterval(lookForCancel, CANCEL_LOOK_MS);
     try {
       if ((await commands.exists(cancelKey(id))) === 1) running.get(id)?.();
       const data = job.data as RasterJobData | FileJobData;
@@ -273,6 +278,7 @@ export async function startWorker(options: WorkerOptions): Promise<{ close(): Pr
       // Never retried: the pipeline is deterministic, the same input fails the same way.
       throw new UnrecoverableError(cancelled ? 'UPB_CANCELLED: cancelled' : encodeError(e));
     } finally {
+      clearInterval(cancelWatch);
       running.delete(id);
     }
   };
@@ -378,13 +384,14 @@ export async function queueBatchRunner(conn: QueueConnection, store: JobStore): 
             while (r === 'tick') {
               // Events are missed while Redis restarts, so the job itself is looked at too: at once
               // (it may have finished before the listeners), then every tick. A failed look waits for the next.
-              const seen = await BullJob.fromId<FileJobData, FileJobResult>(queue, id).then(async (j) => (j ? { job: j, state: await j.getState() } : { state: 'unknown' as const }), () => undefined);
+              // The state first, then the job: a job read before it completed would carry no return value.
+              const seen = await queue.getJobState(id).then(async (state) => ({ state, job: state === 'completed' || state === 'failed' ? await BullJob.fromId<FileJobData, FileJobResult>(queue, id) : undefined }), () => undefined);
               // Never lost: a job Redis no longer knows (restarted without its data) is queued again.
               if (seen?.state === 'unknown') await add().catch(() => undefined);
-              else if (seen?.state === 'completed') {
-                r = seen.job!.returnvalue;
+              else if (seen?.state === 'completed' && seen.job) {
+                r = seen.job.returnvalue;
                 break;
-              } else if (seen?.state === 'failed') throw new Error(seen.job!.failedReason);
+              } else if (seen?.state === 'failed' && seen.job) throw new Error(seen.job.failedReason);
               const tick = new Promise<'tick'>((resolve) => setTimeout(() => resolve('tick'), WATCH_MS).unref());
               r = await Promise.race([finished.result, aborted, tick]);
             }
@@ -447,9 +454,13 @@ function jobFinished<T>(events: QueueEvents, id: string): { result: Promise<T>; 
   return { result, dispose };
 }
 
+/**
+ * The key (for a worker that has not started the job, or that missed the message while
+ * reconnecting: workers look at it every few seconds) and the message (for the worker running it
+ * now), in one round trip so that both go out even if the connection is closed next.
+ */
 async function cancelRemote(client: IORedis, id: string): Promise<void> {
-  await client.set(cancelKey(id), '1', 'EX', 3600);
-  await client.publish(CANCEL_CHANNEL, id);
+  await client.multi().set(cancelKey(id), '1', 'EX', 3600).publish(CANCEL_CHANNEL, id).exec();
 }
 
 // ---------------------------------------------------------------- the bridge's queue
@@ -471,6 +482,10 @@ export interface RedisJobQueueOptions extends QueueConnection {
  */
 export class RedisJobQueue implements JobQueue<BridgeJobInput> {
   private readonly jobs = new Map<string, Job<BridgeJobInput>>();
+  /** Jobs that Redis has been given; one whose input is still being written to the store is not lost, only not there yet. */
+  private readonly enqueued = new Set<string>();
+  /** Cancels on their way to Redis; close() waits for them. */
+  private readonly cancelling = new Set<Promise<void>>();
   private active = 0;
   private readonly timers = new Set<NodeJS.Timeout>();
   private closed = false;
@@ -567,6 +582,7 @@ export class RedisJobQueue implements JobQueue<BridgeJobInput> {
       };
       if (job.controller.signal.aborted) return;
       await this.queue.add('raster', data, { jobId: job.id, attempts: 1, removeOnComplete: { age: 3600 }, removeOnFail: { age: 3600 } });
+      if (!job.finished) this.enqueued.add(job.id);
     } catch (e) {
       if (!job.finished) this.fail(job, isUpbridgeError(e) ? e : unavailable(this.display, e));
     }
@@ -600,7 +616,9 @@ export class RedisJobQueue implements JobQueue<BridgeJobInput> {
     if (!job) throw new UpbridgeError('UPB_JOB_NOT_FOUND', `no job ${JSON.stringify(id)}`);
     if (job.finished) return job;
     job.controller.abort();
-    void cancelRemote(this.client, id).catch(() => undefined);
+    const sent = cancelRemote(this.client, id).catch(() => undefined);
+    this.cancelling.add(sent);
+    void sent.finally(() => this.cancelling.delete(sent));
     if (job.state === 'queued') {
       // Not started: taken off the queue now (a worker that took it meanwhile sees the cancel key).
       void this.queue
@@ -624,6 +642,7 @@ export class RedisJobQueue implements JobQueue<BridgeJobInput> {
     job.state = state;
     job.finishedAt = Date.now();
     this.active--;
+    this.enqueued.delete(job.id);
     this.options.releaseInput?.(job.input);
     job.emit(job.terminalEvent()!);
     void this.options.store.remove(`jobs/${job.id}`).catch(() => undefined);
@@ -655,7 +674,7 @@ export class RedisJobQueue implements JobQueue<BridgeJobInput> {
   private async audit(): Promise<void> {
     if (this.client.status !== 'ready') return;
     for (const job of this.jobs.values()) {
-      if (job.finished || Date.now() - job.createdAt < 5000) continue;
+      if (job.finished || !this.enqueued.has(job.id) || Date.now() - job.createdAt < 5000) continue;
       const state = await this.queue.getJobState(job.id).catch(() => undefined);
       if (state === 'unknown' && !job.finished) this.fail(job, new UpbridgeError('UPB_QUEUE_UNAVAILABLE', `job ${job.id} is no longer in the queue at ${this.display} (Redis restarted without its data?); submit it again`));
     }
@@ -679,6 +698,7 @@ export class RedisJobQueue implements JobQueue<BridgeJobInput> {
     this.timers.clear();
     // This bridge's clients are gone with it: its unfinished jobs are cancelled on the workers.
     for (const job of this.jobs.values()) if (!job.finished) this.cancel(job.id);
+    await Promise.all(this.cancelling);
     await this.events.close().catch(() => undefined);
     await this.queue.close().catch(() => undefined);
   }

@@ -105,6 +105,40 @@ describe('the bridge with --queue (BullMQ, two worker processes)', () => {
     expect((await request(port, `/v1/jobs/${id}`, { token })).json().state).toBe('cancelled');
   });
 
+  test('a slow store: an input still being written after the 5 s audit is not taken for lost; closing the bridge cancels its running job on the worker', async () => {
+    /** A NAS slower than the queue's audit: an input takes 6 s to land. */
+    class SlowStore extends DirectoryStore {
+      async write(key: string, bytes: Uint8Array): Promise<void> {
+        if (key.endsWith('input.raw')) await new Promise((r) => setTimeout(r, 6000));
+        return super.write(key, bytes);
+      }
+    }
+    const slowQueue = await RedisJobQueue.connect({ url: redis.url, store: new SlowStore(store), capacity: 4, resultTtlMs: 60_000 });
+    const tokens = new TokenStore(await fs.mkdtemp(path.join(dir, 'tokens-')));
+    const slowPort = await freePort();
+    const slow = await buildBridge({ port: slowPort }, { engine: nodeEngine(), tokens, pairing: new Pairing(tokens, () => {}), queue: slowQueue });
+    await slow.app.listen({ port: slowPort, host: '127.0.0.1' });
+    const slowToken = (await tokens.create('test')).token;
+    let closed = false;
+    try {
+      const done = await request(slowPort, '/v1/jobs?scale=2&tile=16&overlap=8&wait=true', { method: 'POST', token: slowToken, body: await fs.readFile(INPUT_A), headers: { 'content-type': 'image/png' } });
+      expect([done.status, done.status === 200 ? '' : done.body.toString()]).toEqual([200, '']);
+
+      // A bridge shut down mid-job: its clients are gone, so the worker stops the job within a tile.
+      const r = syntheticRaster(128, 128, 3, 8, 13);
+      const png = await sharp(Buffer.from(r.data), { raw: { width: 128, height: 128, channels: 3 } }).png().toBuffer();
+      const { id } = (await request(slowPort, '/v1/jobs?scale=4&tile=16&overlap=8', { method: 'POST', token: slowToken, body: png, headers: { 'content-type': 'image/png' } })).json();
+      const sse = subscribe(slowPort, id, slowToken);
+      await waitFor(() => sse.events.some((e) => e.type === 'progress' && e.data.progress.done >= 1), 'a tile done', 60_000);
+      await slow.app.close();
+      closed = true;
+      const log = () => workers.map((w) => w.log()).join('\n');
+      await waitFor(() => new RegExp(`job ${id} cancelled: the cancel arrived after tile \\d+, the job stopped after tile \\d+ of 64`).test(log()), 'the worker to stop the job', 30_000);
+    } finally {
+      if (!closed) await slow.app.close();
+    }
+  });
+
   test('Redis down: submissions get a 503 JSON error with its code; Redis back: the bridge and the workers reconnect and jobs run again', async () => {
     await redis.restart(); // warm-up of the restart path itself (empty Redis, same port)
     await waitFor(async () => (await post('scale=2&tile=16&overlap=8', await fs.readFile(INPUT_A))).status === 202, 'the bridge to reconnect', 30_000);
