@@ -40,7 +40,7 @@ interface BatchCommandOptions {
 const PROVIDER_HELP = `execution provider: ${PROVIDER_CHOICES.join(', ')} (default: $UPBRIDGE_PROVIDER or auto; see \`upbridge doctor\`)`;
 
 /** In this process, one image at a time: the single-image path (`upbridge upscale`), unchanged. */
-function localRunner(provider: string | undefined, quiet: boolean): BatchRunner {
+export function localRunner(provider: string | undefined, quiet: boolean): BatchRunner {
   const store = new ModelStore();
   return {
     concurrency: 1,
@@ -79,6 +79,10 @@ function batchReporter(json: boolean, tty: boolean) {
         }
       } else if (e.type === 'progress') {
         bar?.update({ file: `${e.key} ${e.done}/${e.total} tiles` });
+      } else if (e.type === 'warning') {
+        if (json) process.stdout.write(JSON.stringify({ event: 'warning', message: e.message }) + '\n');
+        else if (multi) multi.log(`warning: ${e.message}\n`);
+        else process.stderr.write(`warning: ${e.message}\n`);
       } else {
         const { entry } = e;
         if (json) process.stdout.write(JSON.stringify({ event: 'image', ...entry, repaired: e.repaired }) + '\n');
@@ -124,6 +128,10 @@ export function registerBatchCommands(program: Command): void {
       if (opts.queue && !opts.store) throw new UpbridgeError('UPB_INVALID_OPTION', '--queue needs --store <dir>: the folder the workers share, through which the images travel');
       if (opts.store && !opts.queue) throw new UpbridgeError('UPB_INVALID_OPTION', '--store is used with --queue <redis-url> only');
       if (opts.queue) redisOptions(opts.queue);
+      // Workers know only their own models: a file on this machine would fail every image there.
+      if (opts.queue && opts.model && /\.onnx$/i.test(opts.model)) {
+        throw new UpbridgeError('UPB_INVALID_OPTION', `with --queue, --model must be a model id that every worker has, not a file (${JSON.stringify(opts.model)}): put the .onnx in each worker's models/custom folder and give its id, custom:<name without .onnx>`);
+      }
       const model = await withCustomModels(new ModelStore(), opts.model);
       const settings: BatchSettings = {
         ...(model !== undefined ? { model } : {}),

@@ -91,7 +91,9 @@ export interface BatchRunner {
 export type BatchEvent =
   | { type: 'start'; total: number; toRun: number; skipped: number }
   | { type: 'item'; entry: ManifestEntry; index: number; toRun: number; repaired: boolean }
-  | { type: 'progress'; key: string; done: number; total: number };
+  | { type: 'progress'; key: string; done: number; total: number }
+  /** Something went wrong that does not stop the batch (a manifest write after one image failed; the next write tries again). */
+  | { type: 'warning'; message: string };
 
 export async function sha256File(file: string): Promise<string> {
   const hash = createHash('sha256');
@@ -228,12 +230,17 @@ export async function runBatch(
   }
   options.onEvent?.({ type: 'start', total: items.length, toRun: toRun.length, skipped: summary.skipped });
 
-  let writing = Promise.resolve();
+  // Writes one after another; one that failed (a NAS hiccup, a full disk, a file briefly locked by
+  // an indexer) does not stop the next, which writes everything again.
+  let writing: Promise<void> = Promise.resolve();
   const save = () => {
     const manifest = buildManifest(settings, summary, entries, started);
-    writing = writing.then(() => writeFileAtomic(path.join(out, MANIFEST_NAME), JSON.stringify(manifest, null, 2) + '\n'));
+    writing = writing.catch(() => undefined).then(() => writeFileAtomic(path.join(out, MANIFEST_NAME), JSON.stringify(manifest, null, 2) + '\n'));
     return writing;
   };
+  // After one image, a failed write is a warning and the batch goes on; the last write must succeed.
+  const saveAfterImage = () =>
+    save().catch((e) => options.onEvent?.({ type: 'warning', message: `could not update ${MANIFEST_NAME} (${(e as Error).message}); the batch goes on and writes it again after the next image` }));
 
   let next = 0;
   let finished = 0;
@@ -264,7 +271,7 @@ export async function runBatch(
     }
     entries.set(entry.key, entry);
     summary.seconds = secondsSince(started);
-    await save();
+    await saveAfterImage();
     options.onEvent?.({ type: 'item', entry, index: ++finished, toRun: toRun.length, repaired: job.repaired });
   };
   const lane = async () => {

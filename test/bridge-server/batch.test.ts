@@ -147,6 +147,9 @@ describe('upbridge batch', () => {
     const queue = await cli('batch', input, '-o', out, '--queue', 'http://localhost:6379', '--store', dir);
     expect(queue.code).toBe(2);
     expect(queue.stderr).toMatch(/--queue must start with redis:\/\/ or rediss:\/\/ \(TLS\), got "http:"/);
+    const ownModel = await cli('batch', input, '-o', out, '--queue', 'redis://127.0.0.1:1', '--store', dir, '--model', path.join(dir, 'mine.onnx'));
+    expect(ownModel.code).toBe(2);
+    expect(ownModel.stderr).toMatch(/with --queue, --model must be a model id that every worker has, not a file \(".*mine\.onnx"\): put the \.onnx in each worker's models\/custom folder and give its id, custom:<name without \.onnx> \[UPB_INVALID_OPTION\]/);
     await expect(fs.access(out)).rejects.toThrow();
   });
 });
