@@ -22,12 +22,20 @@ export async function openWorkerRunner(options: Omit<OpenWebRunnerOptions, 'fetc
       worker = undefined;
     }
   }
-  if (!worker) {
-    const runner = await openWebRunner(options);
-    return Object.assign(runner, { inWorker: false });
+  if (worker) {
+    try {
+      return await WorkerRunner.open(worker, options);
+    } catch (e) {
+      // A policy may refuse the blob: worker with an error event rather than an exception (the spec's way; Firefox, Safari).
+      if (!(e instanceof WorkerStartError)) throw e;
+    }
   }
-  return WorkerRunner.open(worker, options);
+  const runner = await openWebRunner(options);
+  return Object.assign(runner, { inWorker: false });
 }
+
+/** The worker died before answering: it could not start, as opposed to an error it reported. */
+class WorkerStartError extends Error {}
 
 class WorkerRunner implements WorkerWebRunner {
   readonly inWorker = true;
@@ -49,7 +57,7 @@ class WorkerRunner implements WorkerWebRunner {
       if (reply.type === 'result') waiting?.resolve(reply.output);
       else if (reply.type === 'error') waiting?.reject(new UpbridgeError(reply.code as ErrorCode, reply.message));
     };
-    worker.onerror = (event) => this.failAll(new UpbridgeError('UPB_INFERENCE', `the inference worker failed: ${event.message}`));
+    worker.onerror = (event) => this.failAll(new UpbridgeError('UPB_INFERENCE', `the inference worker failed: ${event.message || 'no reason given'}`));
   }
 
   static open(worker: Worker, options: Omit<OpenWebRunnerOptions, 'fetch'>): Promise<WorkerRunner> {
@@ -72,7 +80,7 @@ class WorkerRunner implements WorkerWebRunner {
       worker.onerror = (event) => {
         signal?.removeEventListener('abort', onAbort);
         worker.terminate();
-        reject(new UpbridgeError('UPB_INFERENCE', `the inference worker could not start: ${event.message}`));
+        reject(new WorkerStartError(`the inference worker could not start: ${event.message || 'the page does not allow workers'}`));
       };
       worker.postMessage({ type: 'open', options: transferable } satisfies WorkerRequest);
     });

