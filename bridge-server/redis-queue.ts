@@ -424,6 +424,8 @@ export async function queueBatchRunner(conn: QueueConnection, store: JobStore): 
       }
     },
     async close() {
+      // Images still out (the batch ended early): their jobs go before their inputs do.
+      await Promise.all([...progressOf.keys()].map((id) => Promise.all([cancelRemote(publisher, id), queue.remove(id)]).catch(() => undefined)));
       await store.remove(`batch/${batchId}`).catch(() => undefined);
       await events.close();
       await queue.close();
