@@ -9,7 +9,7 @@ import { findModel } from '../core/catalogue';
 import { cancelledError, isUpbridgeError, UpbridgeError } from '../core/errors';
 import { resolveContent, UpscalePlan } from '../core/modes';
 import { BitDepth, ChannelCount, Raster } from '../core/raster';
-import { registerCustomModels } from '../core/node/custom-models';
+import { CUSTOM_PREFIX, registerCustomModels } from '../core/node/custom-models';
 import { ModelStore } from '../core/node/model-store';
 import { upscaleFile } from '../core/node/upscale-file';
 import { BatchItem, BatchRunner, BatchSettings, sha256File } from './batch';
@@ -135,6 +135,8 @@ export interface RasterJobData {
   content: ReturnType<typeof resolveContent>;
   /** Where the worker puts results: `<prefix>result.raw`, `<prefix>map.raw`. */
   prefix: string;
+  /** As FileJobData's. */
+  modelSha256?: string;
 }
 
 /** A batch image: an image file in the store, an output key whose extension picks the format. */
@@ -145,6 +147,24 @@ export interface FileJobData {
   input: string;
   output: string;
   settings: BatchSettings;
+  /** sha256 of the client's .onnx for a custom model: a worker whose file of that name differs refuses the job. */
+  modelSha256?: string;
+}
+
+/**
+ * A custom model travels by id, and each machine has its own file under that id: a worker runs a
+ * job only with the very file the client chose.
+ */
+function customModelSha256(id: string | undefined): string | undefined {
+  return id?.startsWith(CUSTOM_PREFIX) ? findModel(id).onnxSha256 : undefined;
+}
+
+function checkSameModel(id: string | undefined, expected: string | undefined, worker: string): void {
+  if (!id || !expected) return;
+  const here = findModel(id).onnxSha256;
+  if (here !== expected) {
+    throw new UpbridgeError('UPB_UNKNOWN_MODEL', `worker ${worker} has a different ${id} (sha256 ${here.slice(0, 12)}…, the job's is ${expected.slice(0, 12)}…): copy the same .onnx into every worker's models/custom folder and restart them`);
+  }
 }
 
 export interface RasterJobResult {
@@ -236,6 +256,7 @@ export async function startWorker(options: WorkerOptions): Promise<{ close(): Pr
       const data = job.data as RasterJobData | FileJobData;
       log(`${name}: job ${id} (${data.kind === 'file' ? data.name : `${data.input.width}×${data.input.height} pixels`}) started${job.attemptsStarted > 1 ? ` (attempt ${job.attemptsStarted}: a worker before this one stopped)` : ''}`);
       if (data.kind === 'file') {
+        checkSameModel(data.settings.model, data.modelSha256, name);
         const input = await options.store.open(data.input);
         const output = await options.store.create(data.output);
         try {
@@ -259,6 +280,7 @@ export async function startWorker(options: WorkerOptions): Promise<{ close(): Pr
           await input.release();
         }
       }
+      checkSameModel(data.plan.model, data.modelSha256, name);
       const raster = await readRaster(options.store, data.input);
       const plan = { ...data.plan, model: data.plan.model === undefined ? undefined : findModel(data.plan.model) } as UpscalePlan;
       const input: BridgeJobInput = { plan, content: data.content, raster, metadata: { format: 'raw' }, format: 'raw' };
@@ -361,7 +383,8 @@ export async function queueBatchRunner(conn: QueueConnection, store: JobStore): 
       signal.addEventListener('abort', onAbort);
       try {
         await Promise.race([store.put(inputKey, item.input), aborted]);
-        const data: FileJobData = { kind: 'file', name: item.key, input: inputKey, output: outputKey, settings };
+        const modelSha256 = customModelSha256(settings.model);
+        const data: FileJobData = { kind: 'file', name: item.key, input: inputKey, output: outputKey, settings, ...(modelSha256 ? { modelSha256 } : {}) };
         const add = () => queue.add('file', data, { jobId: id, attempts: 1, removeOnComplete: { age: 3600 }, removeOnFail: { age: 24 * 3600 } });
         // Redis restarting: keep trying for a while before the image fails (the batch can be run again).
         const addSoon = async (): Promise<BullJob> => {
@@ -581,6 +604,7 @@ export class RedisJobQueue implements JobQueue<BridgeJobInput> {
         plan: { ...plan, model: plan.model?.id },
         content,
         prefix,
+        modelSha256: customModelSha256(plan.model?.id),
       };
       if (job.controller.signal.aborted) return;
       await this.queue.add('raster', data, { jobId: job.id, attempts: 1, removeOnComplete: { age: 3600 }, removeOnFail: { age: 3600 } });

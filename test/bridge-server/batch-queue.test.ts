@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
+import { OnnxGraphBuilder } from '../../core/convert/onnx-builder';
 import { syntheticRaster } from '../helpers';
 import { BIN, listeningPorts, RedisServer, startRedis, startWorker, WorkerProcess } from './redis-harness';
 
@@ -191,5 +192,44 @@ describe('upbridge batch --queue (BullMQ on a real redis-server)', () => {
     const manifest = await manifestOf(out);
     expect(manifest.items.map((i: { key: string }) => i.key)).toEqual(KEYS);
     for (const key of KEYS) expect((await fs.readFile(path.join(out, key))).equals(reference.get(key)!)).toBe(true);
+  }, 90_000);
+
+  test('a custom model runs on a worker only with the client\'s own file: a different file under the same id is refused, naming the worker', async () => {
+    // A queue of its own (Redis database 1): the suite's workers do not have the model.
+    const url = `${redis.url}/1`;
+    /** A 2x resize, nearest or linear: two different files for the same id. */
+    const tinyModel = (mode: 'nearest' | 'linear') => {
+      const b = new OnnxGraphBuilder();
+      b.addInput('input', [1, 3, 'h', 'w']);
+      const scales = b.addFloatInitializer('scales', [4], [1, 1, 2, 2]);
+      b.addNode('Resize', ['input', '', scales], ['output'], { mode });
+      b.addOutput('output', [1, 3, 'H', 'W']);
+      return b.encode('test').bytes;
+    };
+    const homes = { client: path.join(dir, 'home-client'), worker: path.join(dir, 'home-worker') };
+    for (const home of Object.values(homes)) await fs.mkdir(path.join(home, 'models', 'custom'), { recursive: true });
+    await fs.writeFile(path.join(homes.client, 'models', 'custom', 'tiny.onnx'), tinyModel('nearest'));
+    await fs.writeFile(path.join(homes.worker, 'models', 'custom', 'tiny.onnx'), tinyModel('linear'));
+    const client = { ...process.env, UPBRIDGE_HOME: homes.client };
+    const batch = (out: string) => cliWith(client, 'batch', path.join(input, KEYS[0]), '-o', path.join(dir, out), '--queue', url, '--store', store, '--model', 'custom:tiny', ...SETTINGS, '--json');
+
+    let worker = await startWorker(url, store, 'wc', LOCK, { ...process.env, UPBRIDGE_HOME: homes.worker });
+    try {
+      const refused = await batch('out-custom-refused');
+      expect(refused.code).toBe(1);
+      expect(jsonLines(refused.stdout).find((l) => l.event === 'image')).toMatchObject({
+        status: 'failed',
+        error: { code: 'UPB_UNKNOWN_MODEL', message: expect.stringMatching(/^worker wc has a different custom:tiny \(sha256 [0-9a-f]{12}…, the job's is [0-9a-f]{12}…\): copy the same \.onnx into every worker's models\/custom folder and restart them$/) },
+      });
+      // The client's file on the worker: the same image runs.
+      await worker.stop();
+      await fs.copyFile(path.join(homes.client, 'models', 'custom', 'tiny.onnx'), path.join(homes.worker, 'models', 'custom', 'tiny.onnx'));
+      worker = await startWorker(url, store, 'wc', LOCK, { ...process.env, UPBRIDGE_HOME: homes.worker });
+      const ran = await batch('out-custom');
+      expect([ran.code, ran.stderr]).toEqual([0, '']);
+      expect(jsonLines(ran.stdout).find((l) => l.event === 'image')).toMatchObject({ status: 'done', model: 'custom:tiny', worker: 'wc' });
+    } finally {
+      await worker.stop();
+    }
   }, 90_000);
 });
