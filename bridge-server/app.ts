@@ -137,6 +137,10 @@ export async function buildBridge(options: BridgeOptions, deps: BridgeDeps): Pro
       .header('content-security-policy', "frame-ancestors 'none'")
       .header('x-frame-options', 'DENY')
       .header('cross-origin-resource-policy', 'same-origin')
+      // Cross-origin isolated: the page loads nothing from other origins anyway, and isolation
+      // lets onnxruntime-web run wasm on several threads ("in this browser").
+      .header('cross-origin-opener-policy', 'same-origin')
+      .header('cross-origin-embedder-policy', 'require-corp')
       .send(html);
   });
   app.get('/page.js', { config: { public: true }, schema: { hide: true } }, async (_request, reply) => {

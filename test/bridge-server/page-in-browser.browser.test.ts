@@ -77,8 +77,11 @@ test('the same image on the bridge, then in this browser: both shown, the engine
     for (const id of ['#mode', '#model', '#scale', '#tta', '#map']) await expect(page.locator(id).isDisabled()).resolves.toBe(true);
     await expect(page.locator('#tile').isEnabled()).resolves.toBe(true);
     await run(page);
-    // Chromium here has no GPU (--disable-gpu): the engine says why it ran on wasm.
-    await expect(page.locator('#engine').textContent()).resolves.toBe('this browser (onnxruntime-web: wasm, 1 thread; no WebGPU adapter)');
+    // Chromium here has no GPU (--disable-gpu): the engine says why it ran on wasm. The page is
+    // cross-origin isolated, so wasm runs on a thread per core (at most 4).
+    await expect(page.evaluate(() => self.crossOriginIsolated)).resolves.toBe(true);
+    const threads = Math.min(os.cpus().length, 4);
+    await expect(page.locator('#engine').textContent()).resolves.toBe(`this browser (onnxruntime-web: wasm, ${threads} thread${threads === 1 ? '' : 's'}; no WebGPU adapter)`);
     await expect(page.locator('#result-info').textContent()).resolves.toMatch(/^160 × 128 px/);
     const against = await page.locator('#engine-psnr').textContent();
     const db = against === 'identical pixels' ? Infinity : Number(/^PSNR ([\d.]+) dB$/.exec(against ?? '')?.[1]);
