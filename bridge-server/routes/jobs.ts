@@ -6,7 +6,8 @@ import { UpbridgeError } from '../../core/errors';
 import { mapToRaster } from '../../core/fidelity/detail-map';
 import { checkModeLimits, planUpscale, resolveContent, resultModel, runUpscalePlan, UpscalePlan } from '../../core/modes';
 import { Raster } from '../../core/raster';
-import { encodeImage, ImageMetadata, sharpResampler } from '../../core/node/image-io';
+import { checkFormatFits, encodeImage, ImageMetadata, sharpResampler } from '../../core/node/image-io';
+import { outputSize } from '../../core/scale';
 import { oneOf } from '../../core/validate';
 import { BridgeLimits, Engine } from '../config';
 import { decodeBody, IMAGE_CONTENT_TYPES, precheckBody, RAW_CONTENT_TYPE, RESULT_FORMATS, TransferFormat } from '../job-input';
@@ -231,6 +232,13 @@ export async function jobRoutes(app: FastifyInstance, opts: { queue: JobQueue<Br
       const wait = q.wait === 'true' || q.wait === '1';
       const resultFormat = q.format === undefined ? undefined : oneOf('format', q.format, RESULT_FORMATS);
       const decoded = await decodeBody(request, request.body as Buffer, plan.scale, limits, (width, height) => checkModeLimits(plan, width, height));
+      // A synchronous answer's format is known now: a result it cannot hold is refused before any
+      // inference, as the CLI does, not after (an asynchronous job's result can be fetched as PNG).
+      const answerFormat = resultFormat ?? decoded.format;
+      if (wait && answerFormat !== 'raw') {
+        const size = outputSize(decoded.raster.width, decoded.raster.height, plan.scale);
+        checkFormatFits(answerFormat, size.width, size.height);
+      }
       const job = queue.submit({ plan, content: resolveContent(plan, decoded.raster), ...decoded });
       if (!wait) return reply.code(202).send({ id: job.id });
 

@@ -337,6 +337,19 @@ describe('bridge over HTTP (real server on loopback)', () => {
     });
   });
 
+  it('wait=true with a result its format cannot hold is refused before any inference, naming the limit', async () => {
+    engine.close();
+    const calls = engine.calls;
+    // 4096×4 at 4x is 16384 px wide; WebP holds 16383 at most. Asynchronous, the same job is taken (its result can come as PNG).
+    const webp = await sharp(Buffer.from(syntheticRaster(4096, 4, 3, 8).data), { raw: { width: 4096, height: 4, channels: 3 } }).webp({ lossless: true }).toBuffer();
+    const refused = await request(bridge.port, '/v1/jobs?scale=4&wait=true', { method: 'POST', token: bridge.token, body: webp, headers: { 'content-type': 'image/webp' } });
+    expect(expectError(refused, 400, 'UPB_INVALID_OPTION').message).toBe('a 16384×16 result does not fit WEBP (at most 16383 px a side); choose PNG or TIFF, or a smaller scale');
+    expect(engine.calls).toBe(calls);
+    const accepted = await request(bridge.port, '/v1/jobs?scale=4', { method: 'POST', token: bridge.token, body: webp, headers: { 'content-type': 'image/webp' } });
+    expect(accepted.status).toBe(202);
+    await request(bridge.port, `/v1/jobs/${accepted.json().id}`, { method: 'DELETE', token: bridge.token });
+  });
+
   describe('cancellation', () => {
     it('DELETE stops a running job within one tile; SSE ends with cancelled; the result is 409 UPB_RESULT_NOT_READY', async () => {
       engine.close();
