@@ -27,6 +27,8 @@ const hash = (token: string) => createHash('sha256').update(token).digest('hex')
 export class TokenStore {
   readonly file: string;
   private cache?: { records: TokenRecord[]; stamp: string };
+  /** Changes one at a time, each reading the list afresh: two pairings at once must both be kept. */
+  private changing: Promise<unknown> = Promise.resolve();
 
   constructor(dir: string = configDir()) {
     this.file = path.join(dir, 'tokens.json');
@@ -60,21 +62,31 @@ export class TokenStore {
     this.cache = { records, stamp: await this.stamp() };
   }
 
+  private change<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.changing.catch(() => undefined).then(fn);
+    this.changing = next;
+    return next;
+  }
+
   /** Returns the token itself; only its hash is kept. */
-  async create(name: string): Promise<{ token: string; record: TokenRecord }> {
-    const token = `upb_${randomBytes(32).toString('base64url')}`;
-    const record: TokenRecord = { id: randomBytes(4).toString('hex'), name, sha256: hash(token), createdAt: new Date().toISOString() };
-    await this.save([...(await this.list()), record]);
-    return { token, record };
+  create(name: string): Promise<{ token: string; record: TokenRecord }> {
+    return this.change(async () => {
+      const token = `upb_${randomBytes(32).toString('base64url')}`;
+      const record: TokenRecord = { id: randomBytes(4).toString('hex'), name, sha256: hash(token), createdAt: new Date().toISOString() };
+      await this.save([...(await this.list()), record]);
+      return { token, record };
+    });
   }
 
   /** Revokes by id or by name (every token of that name). */
-  async revoke(idOrName: string): Promise<TokenRecord[]> {
-    const records = await this.list();
-    const gone = records.filter((r) => r.id === idOrName || r.name === idOrName);
-    if (gone.length === 0) throw new UpbridgeError('UPB_INVALID_OPTION', `no token with id or name ${JSON.stringify(idOrName)}`);
-    await this.save(records.filter((r) => !gone.includes(r)));
-    return gone;
+  revoke(idOrName: string): Promise<TokenRecord[]> {
+    return this.change(async () => {
+      const records = await this.list();
+      const gone = records.filter((r) => r.id === idOrName || r.name === idOrName);
+      if (gone.length === 0) throw new UpbridgeError('UPB_INVALID_OPTION', `no token with id or name ${JSON.stringify(idOrName)}`);
+      await this.save(records.filter((r) => !gone.includes(r)));
+      return gone;
+    });
   }
 
   async verify(token: string): Promise<TokenRecord | undefined> {
