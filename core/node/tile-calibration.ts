@@ -130,8 +130,8 @@ async function readCalibration(file: string, onnxSha256: string): Promise<TileCa
 async function writeCalibration(file: string, calibration: TileCalibration, replace: boolean): Promise<TileCalibration> {
   await fs.mkdir(path.dirname(file), { recursive: true });
   const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  await fs.writeFile(temp, JSON.stringify(calibration, null, 2));
   try {
+    await fs.writeFile(temp, JSON.stringify(calibration, null, 2));
     if (replace) await fs.rename(temp, file);
     else {
       try {
@@ -172,6 +172,9 @@ export function tileCalibration(target: CalibrationTarget, options: { remeasure?
     pending = (async () => {
       const cached = options.remeasure ? undefined : await readCalibration(file, target.onnxSha256);
       if (cached) return cached;
+      // Replace only what was there before measuring (stale, or asked to measure again): a file
+      // that appears while this process measures is another's first calibration, and it wins.
+      const replace = options.remeasure === true || (await fs.stat(file).catch(() => undefined)) !== undefined;
       const onnx = await fs.readFile(target.onnxPath);
       const measured = await measureWindows(target.onnxPath, target.provider, CALIBRATION_SIDES[CALIBRATION_SIDES.length - 1]);
       const calibration: TileCalibration = {
@@ -183,7 +186,7 @@ export function tileCalibration(target: CalibrationTarget, options: { remeasure?
         ...memoryPerPixel(measured, target.provider, onnx),
         ...(target.entry.exactOverlap !== undefined ? { exactOverlap: target.entry.exactOverlap } : {}),
       };
-      return writeCalibration(file, calibration, (await fs.stat(file).catch(() => undefined)) !== undefined);
+      return writeCalibration(file, calibration, replace);
     })();
     inProcess.set(key, pending);
     pending.catch(() => inProcess.delete(key));

@@ -65,6 +65,22 @@ describe('tile calibration (real model, real ONNX Runtime in a child process)', 
     expect(measured.timings[0].seconds).toBeLessThan(123);
     expect(JSON.parse(await fs.readFile(otherFile, 'utf8'))).toEqual(measured);
   });
+
+  test('a calibration another process writes while this one measures wins, and this process uses it: both tile alike', async () => {
+    const home = await tempHome();
+    const t = await target(FAST, home);
+    const file = calibrationFile(home, FAST, 'cpu');
+    const pending = tileCalibration(t);
+    // The measuring child takes seconds; the other process finishes first.
+    await new Promise((r) => setTimeout(r, 500));
+    const theirs: TileCalibration = { version: CALIBRATION_VERSION, model: FAST, provider: 'cpu', onnxSha256: t.onnxSha256, timings: [{ side: 64, seconds: 9 }, { side: 128, seconds: 30 }], bytesPerPixel: 999, memorySource: 'rss', exactOverlap: 32 };
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    await fs.writeFile(`${file}.other.tmp`, JSON.stringify(theirs));
+    await fs.rename(`${file}.other.tmp`, file);
+    expect(await pending).toEqual(theirs);
+    expect(JSON.parse(await fs.readFile(file, 'utf8'))).toEqual(theirs);
+    expect((await fs.readdir(path.dirname(file))).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  });
 });
 
 describe('autotuned tiles equal the untiled result within 1/255', () => {
