@@ -39,6 +39,7 @@ export type ErrorCode =
   | 'UPB_BRIDGE_UNREACHABLE' // nothing answers on the bridge's address: it is not running
   | 'UPB_NOTHING_TO_UPSCALE' // no document, an empty selection, no image in the selection
   | 'UPB_UNSUPPORTED_DOCUMENT' // a colour mode or bit depth the models cannot take (CMYK, Lab, 32-bit)
+  | 'UPB_DOCUMENT_CHANGED' // the document was edited while the bridge worked: nothing was written
   | 'UPB_INTERNAL'; // a bug: anything not anticipated
 
 /** Which errors are the caller's fault (HTTP 4xx, CLI exit 2) rather than ours. */
@@ -64,6 +65,7 @@ const USER_ERRORS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'UPB_NOT_FOUND',
   'UPB_NOTHING_TO_UPSCALE',
   'UPB_UNSUPPORTED_DOCUMENT',
+  'UPB_DOCUMENT_CHANGED',
 ]);
 
 export class UpbridgeError extends Error {

@@ -4,6 +4,7 @@
  * that follows @types/photoshop, so what only real Photoshop can prove stays in this file.
  */
 import { action, app, constants, core, imaging } from 'photoshop';
+import { UpbridgeError } from '../../../core/errors';
 import { BitDepth, ChannelCount, Raster } from '../../../core/raster';
 import { fullRangeToPhotoshop, photoshopToFullRange } from './depth';
 
@@ -40,6 +41,8 @@ export interface DocumentInfo {
   layers: LayerInfo[];
   /** Bounding box of the selection (may exceed the canvas), undefined when nothing is selected. */
   selection?: Rect;
+  /** The active history state when read: any edit (a stroke, an undo) moves it. */
+  historyStateId?: number;
 }
 
 export interface PixelSource {
@@ -98,6 +101,7 @@ export async function activeDocument(): Promise<DocumentInfo | undefined> {
     activeLayers: Array.from({ length: doc.activeLayers.length }, (_, i) => layerInfo(doc.activeLayers[i])),
     layers: allLayers(doc.layers),
     selection: await selectionBounds(doc),
+    historyStateId: doc.activeHistoryState?.id,
   };
 }
 
@@ -168,8 +172,14 @@ export interface Placement {
 export async function upscaleDocumentInPlace(source: DocumentInfo, size: { width: number; height: number }, placements: Placement[], historyName: string): Promise<void> {
   await core.executeAsModal(
     async (context) => {
-      const suspension = await context.hostControl.suspendHistory({ documentID: source.id, name: historyName });
       const doc = documentById(source.id);
+      // The user keeps working while the bridge runs: results of pixels read before an edit would
+      // overwrite it (and a canvas resized meanwhile would be resized again to a stale size).
+      const now = doc.activeHistoryState?.id;
+      if (source.historyStateId !== undefined && now !== source.historyStateId) {
+        throw new UpbridgeError('UPB_DOCUMENT_CHANGED', `"${source.title}" was changed while it was being upscaled (its history is now at "${doc.activeHistoryState.name}"); nothing was written: run the upscale again`);
+      }
+      const suspension = await context.hostControl.suspendHistory({ documentID: source.id, name: historyName });
       await doc.resizeImage(size.width, size.height, undefined, constants.ResampleMethod.AUTOMATIC);
       for (const placement of placements) {
         let layerId = placement.layerId;

@@ -275,6 +275,24 @@ describe('in place', () => {
     expect(result.message).toBe('document resized to 192×160; the upscaled selection is a new layer');
   });
 
+  test('the user edits the document while the bridge works: nothing is written over the edit, the document keeps its size, and the error says why', async () => {
+    const spec: SimDocumentSpec = { title: 'Poster', width: 40, height: 32, layers: [{ name: 'Background', background: true, pixels: psPixels(40, 32, 3, 8, 21) }], active: ['Background'] };
+    const [source] = sim.reset({ documents: [spec] });
+    const before = sim.snapshot(source);
+    const client = clientFor(bridge);
+    const upscale = client.upscaleRaster.bind(client);
+    client.upscaleRaster = (...args: Parameters<typeof upscale>) => {
+      sim.userEdit(source, 'Brush Tool');
+      return upscale(...args);
+    };
+    await expect(runUpscale(client, { target: 'document', destination: 'layers', scale: 2, model: FAST_MODEL })).rejects.toMatchObject({
+      code: 'UPB_DOCUMENT_CHANGED',
+      message: '"Poster" was changed while it was being upscaled (its history is now at "Brush Tool"); nothing was written: run the upscale again',
+    });
+    expect(sim.history(source)).toEqual(['Brush Tool']);
+    expect(sim.snapshot(source)).toEqual({ ...before, history: ['Brush Tool'], historyId: expect.any(Number) });
+  });
+
   test('whole document, layer by layer: same layers, ids and order; pixel layers replaced by the model’s output at their scaled bounds; text and groups left to Photoshop', async () => {
     const title = psPixels(32, 12, 4, 8, 21);
     const inner = psPixels(32, 24, 4, 8, 22);

@@ -133,6 +133,8 @@ interface DocState {
   selection: Rect | null;
   /** History states added since the document was opened or created (its first state is not listed). */
   history: string[];
+  /** The active history state's id: a new one for every state recorded (ids are unique across documents, as Photoshop's). */
+  historyId: number;
   nextLayerId: number;
   nextLayerNumber: number;
 }
@@ -167,6 +169,7 @@ const state = {
   nextDocId: 1,
   nextUntitled: 1,
   nextSuspensionId: 1,
+  nextHistoryId: 1,
   calls: [] as SimCall[],
   modal: null as ModalScope | null,
   /** Another plugin holding the modal state (sim.holdModal). */
@@ -457,7 +460,12 @@ function openSuspension(docId: number): Suspension | undefined {
 function changed(doc: DocState, historyName: string): void {
   const suspension = openSuspension(doc.id);
   if (suspension) suspension.changed = true;
-  else doc.history.push(historyName);
+  else pushHistory(doc, historyName);
+}
+
+function pushHistory(doc: DocState, name: string): void {
+  doc.history.push(name);
+  doc.historyId = state.nextHistoryId++;
 }
 
 function restore(snapshot: DocState): void {
@@ -593,6 +601,11 @@ export class SimDocument {
   }
   get width(): number {
     return this.state.width;
+  }
+  /** The state the document is at (PSDOCS Document.activeHistoryState): a new id after every recorded change. */
+  get activeHistoryState(): { typename: 'HistoryState'; id: number; docId: number; name: string; snapshot: boolean } {
+    const doc = this.state;
+    return { typename: 'HistoryState', id: doc.historyId, docId: doc.id, name: doc.history.at(-1) ?? 'Open', snapshot: false };
   }
   get height(): number {
     return this.state.height;
@@ -735,6 +748,7 @@ export const app = {
       active: [],
       selection: null,
       history: [],
+      historyId: state.nextHistoryId++,
       nextLayerId: 1,
       nextLayerNumber: 1,
     };
@@ -830,7 +844,7 @@ function finish(suspension: Suspension, commit: boolean, finalName?: string): vo
   const doc = state.docs.find((d) => d.id === suspension.docId);
   if (!doc) return;
   if (!commit) return restore(suspension.before);
-  if (suspension.changed) doc.history.push(finalName ?? suspension.handle.finalName ?? suspension.name);
+  if (suspension.changed) pushHistory(doc, finalName ?? suspension.handle.finalName ?? suspension.name);
 }
 
 /**
@@ -1151,6 +1165,7 @@ function addDocument(spec: SimDocumentSpec): number {
     active: [],
     selection: spec.selection ? { ...spec.selection } : null,
     history: [],
+    historyId: state.nextHistoryId++,
     nextLayerId: 1,
     nextLayerNumber: 1,
   };
@@ -1243,6 +1258,10 @@ export const sim = {
     const layer = layerById(doc, layerId, 'sim.layerPixels');
     const { depth } = pixelFormat(doc);
     return { extent: { ...layer.extent }, channels: layerComponents(doc, layer), depth, data: layer.data ? layer.data.slice() : alloc(depth, 0) };
+  },
+  /** A change the user makes meanwhile (a brush stroke, an undo): a new history state; not a plugin call, so not recorded. */
+  userEdit(id: number, name = 'Brush Tool'): void {
+    pushHistory(docState(id), name);
   },
   /** Sets the selection rectangle, as the user's marquee would (not a plugin call: not recorded). */
   setSelection(id: number, selection: Rect | null): void {
