@@ -138,11 +138,20 @@ export async function sendResultFile(reply: FastifyReply, file: ResultFile, form
   if (format === 'png') {
     return reply.header('content-type', 'image/png').header('content-length', file.bytes).send(handle.createReadStream());
   }
-  await handle.close();
   if (format === 'raw') {
     const bytesPerSample = file.depth / 8;
+    // From the handle opened above, not the path: the result may expire while it streams. Closed
+    // when the rows end, or when the client goes before the first one (a generator never started
+    // skips its finally).
+    let closing: Promise<void> | undefined;
+    const close = () => (closing ??= handle.close().catch(() => undefined));
+    reply.raw.once('close', close);
     async function* pixels(): AsyncGenerator<Buffer> {
-      for await (const rows of readPngRows(file.path)) yield Buffer.from(rows.data.buffer, rows.data.byteOffset, rows.data.byteLength);
+      try {
+        for await (const rows of readPngRows(handle)) yield Buffer.from(rows.data.buffer, rows.data.byteOffset, rows.data.byteLength);
+      } finally {
+        await close();
+      }
     }
     return reply
       .header('content-type', RAW_CONTENT_TYPE)
@@ -154,7 +163,8 @@ export async function sendResultFile(reply: FastifyReply, file: ResultFile, form
       .send(Readable.from(pixels()));
   }
   // Our own file, as large as the job made it: its own pixel count is the limit.
-  const { raster } = await decodeImage(await fs.readFile(file.path), 'result', file.width * file.height);
+  const png = await handle.readFile().finally(() => handle.close());
+  const { raster } = await decodeImage(png, 'result', file.width * file.height);
   const { bytes } = await encodeImage(raster, format, metadata);
   return reply.header('content-type', `image/${format}`).send(bytes);
 }

@@ -308,8 +308,9 @@ function unfilterRow(type: number, cur: Uint8Array, prev: Uint8Array, bpp: numbe
  * one batch and zlib's window, whatever the image's size; this is how a result kept on disk is
  * sent as raw pixels (sharp's raw output is one buffer of the whole image).
  */
-export async function* readPngRows(file: string, batchBytes = 8 << 20): AsyncGenerator<Raster> {
-  const fh = await fs.open(file, 'r');
+export async function* readPngRows(file: string | fs.FileHandle, batchBytes = 8 << 20): AsyncGenerator<Raster> {
+  // A handle given stays the caller's to close: one kept open while the file may be deleted.
+  const fh = typeof file === 'string' ? await fs.open(file, 'r') : file;
   try {
     const { shape, next } = await readHeader(fh);
     const { width, height, channels, depth } = shape;
@@ -362,6 +363,6 @@ export async function* readPngRows(file: string, batchBytes = 8 << 20): AsyncGen
     if (y !== height || filled !== -1) throw new UpbridgeError('UPB_INPUT_NOT_IMAGE', `PNG ends after ${y} of ${height} rows`);
     if (inBatch > 0) yield emit(inBatch);
   } finally {
-    await fh.close();
+    if (typeof file === 'string') await fh.close();
   }
 }
