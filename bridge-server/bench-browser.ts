@@ -9,7 +9,7 @@ import { psnr } from '../core/metrics';
 import { ModelStore } from '../core/node/model-store';
 import { ortRunner } from '../core/node/ort-session';
 import { upscaleRaster, windowConventions } from '../core/upscale';
-import { ORT_WASM_FILE, ORT_WEBGPU_WASM_FILE } from '../core/web/ort-files';
+import { ORT_WASM_FILE, ORT_WASM_GLUE_FILE, ORT_WEBGPU_WASM_FILE } from '../core/web/ort-files';
 import { WEB_DEFAULT_MODEL } from '../core/web/web-model';
 import { WEB_TILE } from '../core/web/web-upscale';
 import type { BrowserBenchRequest, BrowserBenchRun } from './bench-browser-page';
@@ -83,6 +83,10 @@ export async function runBrowserBenchmark(size: number, imagePath: string) {
     const url = new URL(req.url ?? '/', 'http://x');
     const send = (type: string, body: Buffer | string) => res.writeHead(200, { 'content-type': type }).end(body);
     if (url.pathname === '/') send('text/html', '<!doctype html><link rel="icon" href="data:,"><script src="/bench.js"></script>');
+    // The same page cross-origin isolated, as the bridge's own page is: wasm may use threads.
+    else if (url.pathname === '/isolated/') {
+      res.writeHead(200, { 'content-type': 'text/html', 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' }).end('<!doctype html><link rel="icon" href="data:,"><script src="/bench.js"></script>');
+    } else if (url.pathname === `/ort/${ORT_WASM_GLUE_FILE}`) send('text/javascript', readFileSync(path.join(ortDist(), ORT_WASM_GLUE_FILE)));
     else if (url.pathname === '/bench.js') send('text/javascript', readFileSync(script));
     else if (url.pathname === '/model.onnx') send('application/octet-stream', readFileSync(installed.onnxPath));
     else if (url.pathname === `/ort/${ORT_WASM_FILE}` || url.pathname === `/ort/${ORT_WEBGPU_WASM_FILE}`) send('application/wasm', readFileSync(path.join(ortDist(), path.basename(url.pathname))));
@@ -104,6 +108,21 @@ export async function runBrowserBenchmark(size: number, imagePath: string) {
       new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the browser run took over 10 minutes')), 600_000))),
     ]).finally(() => clearTimeout(timer));
     const pixels = Buffer.from(result.pixels, 'base64');
+    // wasm with threads on the isolated page (the bridge's page): threads only change the speed.
+    const isolatedPage = await browser.newPage();
+    await isolatedPage.goto(`${origin}/isolated/`);
+    await isolatedPage.waitForFunction(() => 'upbridgeBench' in window, undefined, { timeout: 30_000 });
+    const threaded = await isolatedPage.evaluate(
+      (r) => (window as unknown as { upbridgeBench: { run(r: BrowserBenchRequest): Promise<BrowserBenchRun> } }).upbridgeBench.run(r),
+      { ...request, provider: 'wasm' as const, files: { ...request.files, wasmGlue: pin(ORT_WASM_GLUE_FILE) } },
+    );
+    const wasmThreaded = {
+      threads: threaded.threads,
+      crossOriginIsolated: threaded.crossOriginIsolated,
+      seconds: round(threaded.seconds, 3),
+      outputMegapixelsPerSecond: round(outputMegapixels / threaded.seconds, 3),
+      psnrAgainstNodeDb: round(psnr(Buffer.from(threaded.pixels, 'base64'), node.raster.data, 255).db, 2),
+    };
     const browserRun = {
       provider: result.provider,
       precision: result.precision,
@@ -123,6 +142,8 @@ export async function runBrowserBenchmark(size: number, imagePath: string) {
       wasm: result.provider === 'wasm' ? browserRun : undefined,
       webgpu: result.provider === 'webgpu' ? browserRun : { ran: false, reason: result.fallbackReason ?? 'not tried' },
       nodeOverBrowser: round(browserRun.seconds / nodeSeconds, 2),
+      /** On a cross-origin-isolated page (the bridge's own page; not Figma's iframe). */
+      wasmThreaded: { ...wasmThreaded, overOneThread: result.provider === 'wasm' ? round(browserRun.seconds / wasmThreaded.seconds, 2) : undefined },
     };
   } finally {
     await browser.close().catch(() => {});
