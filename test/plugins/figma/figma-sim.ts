@@ -327,10 +327,19 @@ export class SimSceneNode {
     this.change('height', height);
   }
 
+  /** BaseNode.removed: true once the node is no longer in the document (deleted, or inside a deleted parent). */
+  get removed(): boolean {
+    let at: SimParent | null = this.parent;
+    while (at && at instanceof SimSceneNode) at = at.parent;
+    return at === null;
+  }
+
   get fills(): readonly Paint[] | symbol {
     return this.paints;
   }
   set fills(value: readonly Paint[] | symbol) {
+    // Figma refuses changes to a removed node.
+    if (this.removed) throw new Error(`The node with id "${this.id}" does not exist`);
     if (typeof value === 'symbol') throw new Error('fills cannot be set to figma.mixed');
     for (const paint of value) {
       if (paint.type === 'IMAGE' && paint.imageHash && !this.sim.images.has(paint.imageHash)) throw new Error(`fills: no image with hash ${paint.imageHash}`);
@@ -359,6 +368,8 @@ export class SimSceneNode {
   }
 
   get absoluteBoundingBox(): Rect {
+    // Figma throws on reading most properties of a removed node; this one is what the plugin reads late.
+    if (this.removed) throw new Error(`The node with id "${this.id}" does not exist`);
     const { x, y } = this.absoluteTransformOrigin;
     // Figma rotates counter-clockwise about the top-left corner.
     const r = (-this.rotation * Math.PI) / 180;
@@ -482,12 +493,13 @@ export function text(sim: FigmaSim, props: { name: string; width: number; height
 }
 
 function place<T extends SimSceneNode>(node: T, props: { name: string; x?: number; y?: number; width: number; height: number; rotation?: number; fills?: Paint[] }, parent: SimParent): T {
+  // In the document first: Figma refuses changes to a node that is not in it.
+  parent.appendChild(node);
   node.name = props.name;
   node.x = props.x ?? 0;
   node.y = props.y ?? 0;
   node.resize(props.width, props.height);
   node.rotation = props.rotation ?? 0;
   if (props.fills) node.fills = props.fills;
-  parent.appendChild(node);
   return node;
 }

@@ -156,6 +156,51 @@ test('an image shown by several layers is upscaled once; every layer gets it; ti
   expect(sim.undoSteps).toHaveLength(1);
 });
 
+test('the designer changes the layers while the bridge works: a fill moved by one added above it is still upscaled; a swapped image and a deleted layer are left alone, with notes; one undo step', async () => {
+  const images = await Promise.all([1, 2, 3].map((seed) => png(syntheticRaster(24, 20, 3, 8, 60 + seed))));
+  const other = await png(syntheticRaster(24, 20, 3, 8, 70));
+  let moved!: SimRectangle;
+  let swapped!: SimRectangle;
+  let deleted!: SimRectangle;
+  const { sim, ui } = await openPlugin({
+    bridgeUrl: bridge.origin,
+    token: bridge.token,
+    document: (sim) =>
+      setUp(sim, () => {
+        const fill = (bytes: Uint8Array): ImagePaint => ({ type: 'IMAGE', scaleMode: 'FILL', imageHash: sim.addImage(bytes).hash });
+        moved = rectangle(sim, { name: 'Moved', width: 24, height: 20, fills: [fill(images[0])] });
+        swapped = rectangle(sim, { name: 'Swapped', width: 24, height: 20, fills: [fill(images[1])] });
+        deleted = rectangle(sim, { name: 'Deleted', width: 24, height: 20, fills: [fill(images[2])] });
+        sim.page.selection = [moved, swapped, deleted];
+      }),
+  });
+  const swappedTo = sim.addImage(other).hash;
+  // While the first job runs, the designer edits the three layers (outside the plugin's undo step).
+  const submit = bridge.queue.submit.bind(bridge.queue);
+  bridge.queue.submit = (input) => {
+    bridge.queue.submit = submit;
+    moved.setFillsQuietly([{ type: 'SOLID', color: { r: 0, g: 0, b: 1 } }, ...(moved.fills as readonly Paint[])]);
+    swapped.setFillsQuietly([{ type: 'IMAGE', scaleMode: 'FILL', imageHash: swappedTo }]);
+    deleted.remove();
+    return submit(input);
+  };
+  const submittedBefore = bridge.submitted.length;
+
+  const outcome = await runAction(ui, 'fills', { scale: 2 });
+
+  expect(outcome).toMatchObject({ kind: 'done', text: 'Upscaled 1 image (2x) in 1 layer' });
+  expect(outcome.notes).toEqual([
+    '"Swapped": its image fill was changed while upscaling, left as it is',
+    '"Deleted": a layer showing this image was deleted while upscaling, skipped',
+  ]);
+  const first = bridge.submitted[submittedBefore];
+  const placed = await decode(sim.images.get(imagePaint(moved, 1).imageHash!)!.bytes);
+  expect(Buffer.compare(placed.data, Buffer.from(first.result!.data.buffer, first.result!.data.byteOffset, first.result!.data.byteLength))).toBe(0);
+  expect((moved.fills as readonly Paint[])[0]).toMatchObject({ type: 'SOLID' });
+  expect(imagePaint(swapped).imageHash).toBe(swappedTo);
+  expect(sim.undoSteps).toHaveLength(1);
+});
+
 test('without "include layers inside", only the selected layers themselves are changed', async () => {
   const bytes = await png(syntheticRaster(32, 32, 3, 8, 11));
   let top!: SimRectangle;

@@ -23,9 +23,13 @@ afterAll(async () => {
 
 const rasterBytes = (data: Uint8Array | Uint16Array) => Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 
+let rendering: Uint8Array;
+beforeAll(async () => {
+  rendering = await png(syntheticRaster(40, 30, 4, 8, 21));
+});
+
 test('a frame is exported at 1x, upscaled, and placed beside it as "<name> @4x" at one pixel per unit, in one undo step', async () => {
   let card!: SimContainer;
-  const rendering = await png(syntheticRaster(40, 30, 4, 8, 21));
   const { sim, ui } = await openPlugin({
     bridgeUrl: bridge.origin,
     token: bridge.token,
@@ -62,6 +66,32 @@ test('a frame is exported at 1x, upscaled, and placed beside it as "<name> @4x" 
   expect(sim.uncommitted).toBe(0);
   sim.undo();
   expect(sim.page.children).not.toContain(placed);
+});
+
+test('a frame deleted while the bridge works: its copy is still placed where the frame was, under its name', async () => {
+  let card!: SimContainer;
+  const { sim, ui } = await openPlugin({
+    bridgeUrl: bridge.origin,
+    token: bridge.token,
+    document: (sim) =>
+      setUp(sim, () => {
+        card = frame(sim, { name: 'Card', x: 100, y: 50, width: 40, height: 30 });
+        card.rendering = rendering;
+        sim.page.selection = [card];
+      }),
+  });
+  const submit = bridge.queue.submit.bind(bridge.queue);
+  bridge.queue.submit = (input) => {
+    bridge.queue.submit = submit;
+    card.remove();
+    return submit(input);
+  };
+
+  const outcome = await runAction(ui, 'frames', { scale: 2 });
+
+  expect(outcome).toMatchObject({ kind: 'done', text: 'Placed 1 upscaled copy: "Card @2x"' });
+  expect(card.removed).toBe(true);
+  expect(sim.page.children.at(-1)).toMatchObject({ type: 'RECTANGLE', name: 'Card @2x', x: 180, y: 50, width: 80, height: 60 });
 });
 
 test('a result beyond 4096 px is placed as a grid of tiles in one group, every pixel kept; beyond the bridge\'s 16384 px the scale is clamped', async () => {

@@ -101,23 +101,41 @@ export async function upscaleFills(ctx: RunContext, request: RunRequest): Promis
     results.push(result);
   }
 
-  // Every image is created before any layer changes, so a refused image leaves the document as it was.
+  // Every image is created and every new fills list made before any layer changes, so a refused
+  // image leaves the document as it was. The designer may have changed the layers while the bridge
+  // worked: a deleted layer, or one no longer showing the image, is left alone with a note; a paint
+  // that moved (a fill added above it) is found by its image.
   const images = results.map((result) => ctx.api.createImage(result.pieces[0].bytes));
   const newFills = new Map<FilledNode, Paint[]>();
+  const applied = new Set<FillPlan>();
   plans.forEach((plan, i) => {
     const actualScale = results[i].width / plan.width;
     for (const use of plan.uses) {
-      const fills = newFills.get(use.node) ?? [...(use.node.fills as readonly Paint[])];
-      fills[use.paintIndex] = withImage(fills[use.paintIndex] as ImagePaint, images[i].hash, actualScale);
+      if (use.node.removed) {
+        notes.push(`${plan.name}: a layer showing this image was deleted while upscaling, skipped`);
+        continue;
+      }
+      const current = use.node.fills;
+      const fills = newFills.get(use.node) ?? (Array.isArray(current) ? [...(current as readonly Paint[])] : []);
+      const shows = (p: Paint | undefined) => p?.type === 'IMAGE' && p.imageHash === plan.hash;
+      const at = shows(fills[use.paintIndex]) ? use.paintIndex : fills.findIndex(shows);
+      if (at < 0) {
+        notes.push(`"${use.node.name}": its image fill was changed while upscaling, left as it is`);
+        continue;
+      }
+      fills[at] = withImage(fills[at] as ImagePaint, images[i].hash, actualScale);
       newFills.set(use.node, fills);
+      applied.add(plan);
     }
   });
+  if (newFills.size === 0) throw new UpbridgeError('UPB_DOCUMENT_CHANGED', `Nothing was changed: ${notes.join('; ')}`);
   for (const [node, fills] of newFills) node.fills = fills;
   api.commitUndo();
 
   const layerCount = newFills.size;
-  const scales = [...new Set(plans.map((p) => formatScale(p.scale)))].join(', ');
-  const summary = `Upscaled ${plans.length} image${plans.length === 1 ? '' : 's'} (${scales}) in ${layerCount} layer${layerCount === 1 ? '' : 's'}`;
+  const done = plans.filter((p) => applied.has(p));
+  const scales = [...new Set(done.map((p) => formatScale(p.scale)))].join(', ');
+  const summary = `Upscaled ${done.length} image${done.length === 1 ? '' : 's'} (${scales}) in ${layerCount} layer${layerCount === 1 ? '' : 's'}`;
   return { summary, notes };
 }
 

@@ -17,6 +17,9 @@ export const PLACEMENT_GAP = 40;
 
 interface FramePlan {
   node: SceneNode;
+  /** The node's name and place when read: the copy still goes there if the node is deleted meanwhile. */
+  name: string;
+  box: Rect;
   bytes: Uint8Array;
   width: number;
   height: number;
@@ -48,7 +51,7 @@ export async function upscaleFrames(ctx: RunContext, request: RunRequest): Promi
     if (choice.clamped) {
       notes.push(`"${node.name}": upscaled ${formatScale(choice.scale)} instead of ${formatScale(request.scale)} (${out.width}×${out.height} px), the largest the bridge makes`);
     }
-    plans.push({ node, bytes, width, height, scale: choice.scale, out });
+    plans.push({ node, name: node.name, box: boxOf(node), bytes, width, height, scale: choice.scale, out });
   }
   if (plans.length === 0) throw new UpbridgeError('UPB_NOTHING_TO_UPSCALE', `Nothing to upscale: ${notes.join('; ')}`);
 
@@ -58,16 +61,16 @@ export async function upscaleFrames(ctx: RunContext, request: RunRequest): Promi
     const result = await ctx.jobs.run({
       index: i + 1,
       count: plans.length,
-      label: `"${plan.node.name}": ${plan.width}×${plan.height} → ${plan.out.width}×${plan.out.height} px`,
+      label: `"${plan.name}": ${plan.width}×${plan.height} → ${plan.out.width}×${plan.out.height} px`,
       bytes: plan.bytes,
       contentType: 'image/png',
       scale: plan.scale,
       ...modelChoice(request),
       output: tiled ? { kind: 'tiles', maxSide: FIGMA_MAX_IMAGE_SIDE } : { kind: 'image', format: 'png' },
     });
-    checkResult(result, plan.out, FIGMA_MAX_IMAGE_SIDE, `"${plan.node.name}"`);
+    checkResult(result, plan.out, FIGMA_MAX_IMAGE_SIDE, `"${plan.name}"`);
     results.push(result);
-    if (tiled) notes.push(`"${plan.node.name}": ${plan.out.width}×${plan.out.height} px is larger than a Figma image (${FIGMA_MAX_IMAGE_SIDE} px a side), so it is placed as ${result.pieces.length} tiles in one group`);
+    if (tiled) notes.push(`"${plan.name}": ${plan.out.width}×${plan.out.height} px is larger than a Figma image (${FIGMA_MAX_IMAGE_SIDE} px a side), so it is placed as ${result.pieces.length} tiles in one group`);
   }
 
   // Images first: a refused image leaves the document untouched.
@@ -81,9 +84,13 @@ export async function upscaleFrames(ctx: RunContext, request: RunRequest): Promi
   return { summary, notes };
 }
 
+function boxOf(node: SceneNode): Rect {
+  return node.absoluteBoundingBox ?? { x: node.x, y: node.y, width: node.width, height: node.height };
+}
+
 function place(api: PluginAPI, plan: FramePlan, result: JobResult, images: Image[]): SceneNode {
-  const name = `${plan.node.name} @${formatScale(plan.scale)}`;
-  const box = plan.node.absoluteBoundingBox ?? { x: plan.node.x, y: plan.node.y, width: plan.node.width, height: plan.node.height };
+  const name = `${plan.node.removed ? plan.name : plan.node.name} @${formatScale(plan.scale)}`;
+  const box = plan.node.removed ? plan.box : boxOf(plan.node);
   const left = box.x + box.width + PLACEMENT_GAP;
   const top = box.y;
   const tiles = result.pieces.map((piece, i) => {
