@@ -1,5 +1,7 @@
+import { realpathSync } from 'node:fs';
 import * as path from 'node:path';
 import { throwIfCancelled } from '../errors';
+import { invalidOption } from '../validate';
 import { checkModeLimits, ModeReport, modelsNeeded, planUpscale, resolveContent, runUpscalePlan, UpscaleRequestFields } from '../modes';
 import { mapToRaster } from '../fidelity/detail-map';
 import { InferenceRunner } from '../session';
@@ -49,10 +51,13 @@ export async function upscaleFile(request: UpscaleFileRequest): Promise<UpscaleF
   const plan = planUpscale(request);
   const providerChoice = parseProvider(request.provider);
   const format = formatFromPath(request.output);
+  // Never over the original: the result replaces its output file whole.
+  if (samePath(request.output, request.input)) throw invalidOption('output', 'a file other than the input', request.output);
   await checkWritable(request.output);
   const mapFile = plan.map ? request.mapOutput ?? defaultMapPath(request.output) : undefined;
   if (mapFile) {
     formatFromPath(mapFile);
+    if (samePath(mapFile, request.output) || samePath(mapFile, request.input)) throw invalidOption('map', 'a file other than the output and the input', mapFile);
     await checkWritable(mapFile);
   }
   // Probe the GPU providers (a child process, once per process) while the image decodes.
@@ -105,4 +110,21 @@ export async function upscaleFile(request: UpscaleFileRequest): Promise<UpscaleF
     exifKept,
     ...(mapFile ? { mapFile } : {}),
   };
+}
+
+/** Whether two paths name one file (links and `..` resolved where the file or its folder exists). */
+function samePath(a: string, b: string): boolean {
+  const real = (p: string) => {
+    const absolute = path.resolve(p);
+    try {
+      return realpathSync(absolute);
+    } catch {
+      try {
+        return path.join(realpathSync(path.dirname(absolute)), path.basename(absolute));
+      } catch {
+        return absolute;
+      }
+    }
+  };
+  return real(a) === real(b);
 }

@@ -131,6 +131,24 @@ describe('upbridge upscale --mode', () => {
     expect(mode.stderr).toMatch(/fidelity, balanced, creative/);
     await expect(fs.access(out)).rejects.toThrow();
   });
+
+  test('the output or the map over the input, or the map over the output, exit 2 and leave the files as they were', async () => {
+    const input = path.join(dir, 'mine.png');
+    await fs.copyFile(SAMPLE, input);
+    const before = await fs.readFile(input);
+    const over = await cli('upscale', input, '-o', path.join(dir, '.', 'mine.png'), '--scale', '2');
+    expect(over.code).toBe(2);
+    expect(over.stderr).toMatch(/output must be a file other than the input, got ".*mine\.png" \[UPB_INVALID_OPTION\]/);
+    const out = path.join(dir, 'mine-2x.png');
+    for (const map of [out, input]) {
+      const r = await cli('upscale', input, '-o', out, '--scale', '2', '--mode', 'creative', '--map', map);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/map must be a file other than the output and the input, got ".*\.png" \[UPB_INVALID_OPTION\]/);
+    }
+    expect((await fs.readFile(input)).equals(before)).toBe(true);
+    expect((await fs.readdir(dir)).sort()).toEqual(['mine.png']);
+    await fs.rm(input);
+  });
 });
 
 describe('upbridge upscale: stopping and format limits', () => {
