@@ -2,7 +2,7 @@ import sharp from 'sharp';
 import type { JobReport } from '../../../plugins/shared/bridge-client';
 import { syntheticRaster } from '../../helpers';
 import { request, startBridge, TestBridge } from '../../bridge-server/bridge-harness';
-import { decode, encode, imagePaint, openPlugin, png, runAction } from './plugin-harness';
+import { decode, encode, imagePaint, openPlugin, png, runAction, whenNextJobStarts } from './plugin-harness';
 import { ellipse, frame, rectangle, setUp, SimContainer, SimRectangle, text } from './figma-sim';
 
 /**
@@ -176,14 +176,11 @@ test('the designer changes the layers while the bridge works: a fill moved by on
   });
   const swappedTo = sim.addImage(other).hash;
   // While the first job runs, the designer edits the three layers (outside the plugin's undo step).
-  const submit = bridge.queue.submit.bind(bridge.queue);
-  bridge.queue.submit = (input) => {
-    bridge.queue.submit = submit;
+  whenNextJobStarts(bridge, () => {
     moved.setFillsQuietly([{ type: 'SOLID', color: { r: 0, g: 0, b: 1 } }, ...(moved.fills as readonly Paint[])]);
     swapped.setFillsQuietly([{ type: 'IMAGE', scaleMode: 'FILL', imageHash: swappedTo }]);
     deleted.remove();
-    return submit(input);
-  };
+  });
   const submittedBefore = bridge.submitted.length;
 
   const outcome = await runAction(ui, 'fills', { scale: 2 });

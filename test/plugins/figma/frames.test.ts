@@ -1,6 +1,6 @@
 import { syntheticRaster } from '../../helpers';
 import { startBridge, TestBridge } from '../../bridge-server/bridge-harness';
-import { decode, imagePaint, openPlugin, png, runAction } from './plugin-harness';
+import { decode, imagePaint, openPlugin, png, runAction, whenNextJobStarts } from './plugin-harness';
 import { frame, setUp, SimContainer, SimSceneNode } from './figma-sim';
 
 /**
@@ -80,12 +80,7 @@ test('a frame deleted while the bridge works: its copy is still placed where the
         sim.page.selection = [card];
       }),
   });
-  const submit = bridge.queue.submit.bind(bridge.queue);
-  bridge.queue.submit = (input) => {
-    bridge.queue.submit = submit;
-    card.remove();
-    return submit(input);
-  };
+  whenNextJobStarts(bridge, () => card.remove());
 
   const outcome = await runAction(ui, 'frames', { scale: 2 });
 

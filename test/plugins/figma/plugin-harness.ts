@@ -7,7 +7,7 @@ import sharp from 'sharp';
 import { STORAGE_KEYS, startPlugin } from '../../../plugins/figma/src/main/plugin';
 import { Action } from '../../../plugins/figma/src/common/messages';
 import { Outcome, RunOptions, UiController, ViewState } from '../../../plugins/figma/src/ui/controller';
-import { waitFor } from '../../bridge-server/bridge-harness';
+import { TestBridge, waitFor } from '../../bridge-server/bridge-harness';
 import { FigmaSim } from './figma-sim';
 import { Raster } from '../../../core/raster';
 import { decodeImage } from '../../../core/node/image-io';
@@ -71,4 +71,14 @@ export function imagePaint(node: { fills: readonly Paint[] | symbol }, index = 0
   const paint = (node.fills as readonly Paint[])[index];
   if (paint?.type !== 'IMAGE') throw new Error(`fill ${index} is not an image: ${JSON.stringify(paint)}`);
   return paint;
+}
+
+/** Runs `edit` as the bridge takes its next job: the designer working in Figma while the bridge runs. */
+export function whenNextJobStarts(bridge: TestBridge, edit: () => void): void {
+  const submit = bridge.queue.submit.bind(bridge.queue);
+  bridge.queue.submit = (input) => {
+    bridge.queue.submit = submit;
+    edit();
+    return submit(input);
+  };
 }
