@@ -5,6 +5,7 @@ import fg from 'fast-glob';
 import { isUpbridgeError, UpbridgeError } from '../core/errors';
 import { planUpscale } from '../core/modes';
 import { writeFileAtomic } from '../core/node/atomic-write';
+import { oneAtATime } from '../core/one-at-a-time';
 import { formatFromPath, OUTPUT_FORMATS } from '../core/node/image-io';
 import { oneOf } from '../core/validate';
 
@@ -232,11 +233,10 @@ export async function runBatch(
 
   // Writes one after another; one that failed (a NAS hiccup, a full disk, a file briefly locked by
   // an indexer) does not stop the next, which writes everything again.
-  let writing: Promise<void> = Promise.resolve();
+  const write = oneAtATime();
   const save = () => {
     const manifest = buildManifest(settings, summary, entries, started);
-    writing = writing.catch(() => undefined).then(() => writeFileAtomic(path.join(out, MANIFEST_NAME), JSON.stringify(manifest, null, 2) + '\n'));
-    return writing;
+    return write(() => writeFileAtomic(path.join(out, MANIFEST_NAME), JSON.stringify(manifest, null, 2) + '\n'));
   };
   // After one image, a failed write is a warning and the batch goes on; the last write must succeed.
   const saveAfterImage = () =>

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import envPaths from 'env-paths';
 import { UpbridgeError } from '../core/errors';
 import { writeFileAtomic } from '../core/node/atomic-write';
+import { oneAtATime } from '../core/one-at-a-time';
 
 /** Where tokens live: $UPBRIDGE_CONFIG_DIR, else the platform config folder (env-paths). */
 export function configDir(): string {
@@ -28,7 +29,7 @@ export class TokenStore {
   readonly file: string;
   private cache?: { records: TokenRecord[]; stamp: string };
   /** Changes one at a time, each reading the list afresh: two pairings at once must both be kept. */
-  private changing: Promise<unknown> = Promise.resolve();
+  private readonly change = oneAtATime();
 
   constructor(dir: string = configDir()) {
     this.file = path.join(dir, 'tokens.json');
@@ -60,12 +61,6 @@ export class TokenStore {
     await writeFileAtomic(this.file, JSON.stringify(records, null, 2) + '\n');
     await fs.chmod(this.file, 0o600);
     this.cache = { records, stamp: await this.stamp() };
-  }
-
-  private change<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.changing.catch(() => undefined).then(fn);
-    this.changing = next;
-    return next;
   }
 
   /** Returns the token itself; only its hash is kept. */

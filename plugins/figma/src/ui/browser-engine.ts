@@ -8,6 +8,7 @@
  */
 import { UpbridgeError } from '../../../../core/errors';
 import { checkWebInput, decodeImageBytes, loadWebModel, NPM_CDNS, openWorkerRunner, ORT_WASM_FILE, ORT_WASM_GLUE_FILE, ORT_WEB_VERSION, ORT_WEBGPU_WASM_FILE, upscaleInBrowser, WEB_DEFAULT_MODEL, WebModel, WorkerWebRunner } from '../../../../core/web';
+import { oneAtATime } from '../../../../core/one-at-a-time';
 import type { LocalEngine } from './controller';
 
 /** sha256 of onnxruntime-web's two .wasm builds, put in by scripts/build-figma.mjs from node_modules. */
@@ -25,14 +26,10 @@ export function browserEngine(pins: OrtWasmPins, workerSource?: string): LocalEn
   let openedFor = '';
   // One job at a time on the session: a cancelled job's tile in flight finishes in the worker
   // while the window is already free, and a WebGPU session must not run two tiles at once.
-  let previous: Promise<unknown> = Promise.resolve();
+  const serially = oneAtATime();
 
   return {
-    upscale(job, hooks) {
-      const next = previous.catch(() => undefined).then(() => upscaleOne(job, hooks));
-      previous = next;
-      return next;
-    },
+    upscale: (job, hooks) => serially(() => upscaleOne(job, hooks)),
   };
 
   async function upscaleOne(...[job, hooks]: Parameters<LocalEngine['upscale']>): ReturnType<LocalEngine['upscale']> {
