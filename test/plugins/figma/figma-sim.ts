@@ -37,7 +37,10 @@ export class FigmaSim {
   readonly scrolledTo: string[][] = [];
   /** Committed undo steps, oldest first; each holds the inverses of its changes. */
   readonly undoSteps: Inverse[][] = [];
+  /** The document's first page, where tests build; `pages` holds every page, `current` the one shown. */
   readonly page: SimPage;
+  readonly pages: SimPage[] = [];
+  current: SimPage;
   /** The UI side: receives what the main thread posts. */
   onUiMessage?: (message: unknown) => void;
   ui: { html?: string; options?: ShowUIOptions; onmessage?: (message: unknown, props: OnMessageProperties) => void } = {};
@@ -47,7 +50,8 @@ export class FigmaSim {
   private readonly selectionListeners: Array<() => void> = [];
 
   constructor() {
-    this.page = new SimPage(this);
+    this.page = this.addPage('Page 1');
+    this.current = this.page;
     this.api = strict('figma', this.buildApi()) as unknown as PluginAPI;
   }
 
@@ -70,6 +74,18 @@ export class FigmaSim {
     if (!step) throw new Error('nothing to undo');
     for (const inverse of [...step].reverse()) inverse();
     this.pending = [];
+  }
+
+  addPage(name: string): SimPage {
+    const page = new SimPage(this, `0:${this.pages.length + 1}`, name);
+    this.pages.push(page);
+    return page;
+  }
+
+  /** The designer opens another page (not an undoable change, as in Figma). */
+  switchPage(page: SimPage): void {
+    this.current = page;
+    this.selectionChanged();
   }
 
   /** What the UI sends (parent.postMessage({pluginMessage})) reaches figma.ui.onmessage. */
@@ -138,7 +154,7 @@ export class FigmaSim {
       clientStorage,
       viewport,
       get currentPage() {
-        return sim.page;
+        return sim.current;
       },
       showUI(html: string, options?: ShowUIOptions) {
         if (typeof html !== 'string') throw new Error('figma.showUI: html must be a string');
@@ -167,7 +183,8 @@ export class FigmaSim {
       createRectangle() {
         const rect = new SimRectangle(sim, 'RECTANGLE');
         rect.setFillsQuietly([{ type: 'SOLID', color: { r: 0.85, g: 0.85, b: 0.85 } }]);
-        sim.page.appendChild(rect);
+        // "parented under figma.currentPage" (plugin-api.d.ts).
+        sim.current.appendChild(rect);
         return rect;
       },
       group(nodes: readonly SimNode[], parent: SimParent) {
@@ -415,17 +432,25 @@ export class SimContainer extends SimSceneNode {
 
 export class SimPage {
   readonly type = 'PAGE';
-  readonly id = '0:1';
-  readonly name = 'Page 1';
   readonly children: SimNode[] = [];
   private selected: readonly SimNode[] = [];
 
-  constructor(private readonly sim: FigmaSim) {}
+  constructor(
+    private readonly sim: FigmaSim,
+    readonly id: string,
+    readonly name: string,
+  ) {}
 
   get selection(): readonly SimNode[] {
     return Object.freeze([...this.selected]);
   }
+  /** Each page keeps its own selection; the simulation refuses a node of another page (what Figma does then is not documented). */
   set selection(nodes: readonly SimNode[]) {
+    for (const node of nodes) {
+      let at: SimParent | null = node.parent;
+      while (at && at instanceof SimSceneNode) at = at.parent;
+      if (at !== this) throw new Error(`selection: the node with id "${node.id}" is not on page "${this.name}"`);
+    }
     this.selected = [...nodes];
     this.sim.selectionChanged();
   }

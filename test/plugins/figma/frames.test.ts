@@ -1,7 +1,7 @@
 import { syntheticRaster } from '../../helpers';
 import { startBridge, TestBridge } from '../../bridge-server/bridge-harness';
 import { decode, imagePaint, openPlugin, png, runAction, whenNextJobStarts } from './plugin-harness';
-import { frame, setUp, SimContainer, SimSceneNode } from './figma-sim';
+import { frame, setUp, SimContainer, SimPage, SimSceneNode } from './figma-sim';
 
 /**
  * "Upscale frame as image" end to end: the frame's PNG export (the simulation returns the PNG a
@@ -87,6 +87,35 @@ test('a frame deleted while the bridge works: its copy is still placed where the
   expect(outcome).toMatchObject({ kind: 'done', text: 'Placed 1 upscaled copy: "Card @2x"' });
   expect(card.removed).toBe(true);
   expect(sim.page.children.at(-1)).toMatchObject({ type: 'RECTANGLE', name: 'Card @2x', x: 180, y: 50, width: 80, height: 60 });
+});
+
+test('the designer opens another page while the bridge works: the copy goes beside the frame on its page, selected there, the view left alone', async () => {
+  let card!: SimContainer;
+  let other!: SimPage;
+  const { sim, ui } = await openPlugin({
+    bridgeUrl: bridge.origin,
+    token: bridge.token,
+    document: (sim) =>
+      setUp(sim, () => {
+        other = sim.addPage('Page 2');
+        card = frame(sim, { name: 'Card', x: 100, y: 50, width: 40, height: 30 });
+        card.rendering = rendering;
+        sim.page.selection = [card];
+      }),
+  });
+  whenNextJobStarts(bridge, () => sim.switchPage(other));
+
+  const outcome = await runAction(ui, 'frames', { scale: 2 });
+
+  expect(outcome).toMatchObject({ kind: 'done', text: 'Placed 1 upscaled copy: "Card @2x"', notes: ['The copy is on page "Page 1", beside the frame, and selected there'] });
+  const placed = sim.page.children.at(-1) as SimSceneNode;
+  expect(placed).toMatchObject({ type: 'RECTANGLE', name: 'Card @2x', x: 180, y: 50, width: 80, height: 60 });
+  expect(other.children).toEqual([]);
+  expect(sim.page.selection).toEqual([placed]);
+  // Still on the page the designer chose; scrolling would move the view of that page.
+  expect(sim.current).toBe(other);
+  expect(sim.scrolledTo).toEqual([]);
+  expect(sim.undoSteps).toHaveLength(1);
 });
 
 test('a result beyond 4096 px is placed as a grid of tiles in one group, every pixel kept; beyond the bridge\'s 16384 px the scale is clamped', async () => {

@@ -1,7 +1,8 @@
 /**
  * Action 2: upscale a frame (or any layer) as an image. The layer is exported as a PNG at 1x,
  * upscaled, and placed beside the original as a new layer named after it with the scale, at one
- * image pixel per unit. A result wider or taller than Figma's 4096 px image limit arrives from the
+ * image pixel per unit, on the frame's page even if the designer has gone to another page meanwhile
+ * (a copy on the wrong page is lost from view). A result wider or taller than Figma's 4096 px image limit arrives from the
  * UI cut into tiles and is placed as a grid of image layers in one group, keeping every pixel.
  */
 import { UpbridgeError } from '../../../../core/errors';
@@ -29,7 +30,9 @@ interface FramePlan {
 
 export async function upscaleFrames(ctx: RunContext, request: RunRequest): Promise<RunOutcome> {
   const { api } = ctx;
-  const selection = api.currentPage.selection;
+  // The page the frames are on: the designer may open another one while the bridge works.
+  const page = api.currentPage;
+  const selection = page.selection;
   if (selection.length === 0) throw new UpbridgeError('UPB_NOTHING_TO_UPSCALE', 'Nothing is selected: select the frames to upscale as images');
 
   const notes: string[] = [];
@@ -75,9 +78,10 @@ export async function upscaleFrames(ctx: RunContext, request: RunRequest): Promi
 
   // Images first: a refused image leaves the document untouched.
   const images = results.map((result) => result.pieces.map((piece) => api.createImage(piece.bytes)));
-  const placed = plans.map((plan, i) => place(api, plan, results[i], images[i]));
-  api.currentPage.selection = placed;
-  api.viewport.scrollAndZoomIntoView(placed);
+  const placed = plans.map((plan, i) => place(api, page, plan, results[i], images[i]));
+  page.selection = placed;
+  if (api.currentPage === page) api.viewport.scrollAndZoomIntoView(placed);
+  else notes.push(`The cop${placed.length === 1 ? 'y is' : 'ies are'} on page "${page.name}", beside the frame${plans.length === 1 ? '' : 's'}, and selected there`);
   api.commitUndo();
 
   const summary = `Placed ${placed.length} upscaled cop${placed.length === 1 ? 'y' : 'ies'}: ${placed.map((n) => `"${n.name}"`).join(', ')}`;
@@ -88,13 +92,14 @@ function boxOf(node: SceneNode): Rect {
   return node.absoluteBoundingBox ?? { x: node.x, y: node.y, width: node.width, height: node.height };
 }
 
-function place(api: PluginAPI, plan: FramePlan, result: JobResult, images: Image[]): SceneNode {
+function place(api: PluginAPI, page: PageNode, plan: FramePlan, result: JobResult, images: Image[]): SceneNode {
   const name = `${plan.node.removed ? plan.name : plan.node.name} @${formatScale(plan.scale)}`;
   const box = plan.node.removed ? plan.box : boxOf(plan.node);
   const left = box.x + box.width + PLACEMENT_GAP;
   const top = box.y;
   const tiles = result.pieces.map((piece, i) => {
     const rect = api.createRectangle();
+    page.appendChild(rect);
     rect.name = result.pieces.length === 1 ? name : `${name} tile ${i + 1} of ${result.pieces.length}`;
     rect.resize(piece.width, piece.height);
     rect.x = left + piece.x;
@@ -103,7 +108,7 @@ function place(api: PluginAPI, plan: FramePlan, result: JobResult, images: Image
     return rect;
   });
   if (tiles.length === 1) return tiles[0];
-  const group = api.group(tiles, api.currentPage);
+  const group = api.group(tiles, page);
   group.name = name;
   return group;
 }
