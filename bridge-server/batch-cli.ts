@@ -17,6 +17,7 @@ import { BATCH_BENCH_DEFAULTS, runBatchBenchmark } from './bench-batch';
 import { DirectoryStore } from './job-store';
 import { withCustomModels } from './models-cli';
 import { queueBatchRunner, redisOptions, startWorker } from './redis-queue';
+import { onInterrupt } from '../core/node/temp-files';
 
 interface BatchCommandOptions {
   output: string;
@@ -162,14 +163,13 @@ export function registerBatchCommands(program: Command): void {
 
       const reporter = batchReporter(opts.json === true, process.stderr.isTTY === true);
       const controller = new AbortController();
-      const onSigint = () => controller.abort();
-      process.once('SIGINT', onSigint);
+      const stopListening = onInterrupt(() => controller.abort());
       let summary;
       try {
         ({ summary } = await runBatch(items, settings, opts.output, runner, { signal: controller.signal, onEvent: (e) => reporter.event(e) }));
       } finally {
         reporter.stop();
-        process.off('SIGINT', onSigint);
+        stopListening();
         await runner.close?.();
       }
       const manifest = path.join(path.resolve(opts.output), MANIFEST_NAME);
@@ -192,12 +192,14 @@ export function registerBatchCommands(program: Command): void {
       const lockDurationMs = integerInRange('lock-ms', opts.lockMs, 1000, 600_000);
       const worker = await startWorker({ url: opts.queue, store, provider: opts.provider, name: opts.name, lockDurationMs });
       await new Promise<void>((resolve) => {
+        let stopping = false;
         const stop = () => {
+          if (stopping) return;
+          stopping = true;
           process.stderr.write(`${worker.name}: stopping after the running job (Ctrl-C again to stop now; its job then goes to another worker)\n`);
-          process.once('SIGINT', () => process.exit(130));
           void worker.close().then(resolve);
         };
-        process.once('SIGINT', stop);
+        onInterrupt(stop);
         process.once('SIGTERM', stop);
       });
     });

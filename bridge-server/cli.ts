@@ -23,12 +23,12 @@ import { TokenStore } from './tokens';
 import { registerModelCommands, withCustomModels } from './models-cli';
 import { registerBatchCommands } from './batch-cli';
 import { integerInRange, oneOf } from '../core/validate';
+import { INTERRUPTED_EXIT_CODE, onInterrupt } from '../core/node/temp-files';
 
 /** Exit codes: 2 = the request was bad (fix the command), 1 = something failed on our side. */
 const EXIT_USAGE = 2;
 const EXIT_FAILURE = 1;
-/** 128 + SIGINT, what shells report for a job stopped with Ctrl-C. */
-const EXIT_CANCELLED = 130;
+const EXIT_CANCELLED = INTERRUPTED_EXIT_CODE;
 
 function progressBar(enabled: boolean) {
   if (!enabled) return { update: (_p: { done: number; total: number }) => {}, stop: () => {} };
@@ -102,8 +102,8 @@ export function buildProgram(): Command {
     .action(async (input: string, opts: UpscaleCommandOptions) => {
       const bar = progressBar(!opts.json && process.stderr.isTTY === true);
       const controller = new AbortController();
-      const onSigint = () => controller.abort();
-      process.once('SIGINT', onSigint);
+      // A first Ctrl-C cancels (within a tile); a second one exits at once, temp files removed.
+      const stopListening = onInterrupt(() => controller.abort());
       try {
         const model = await withCustomModels(new ModelStore(), opts.model);
         const report = await upscaleFile({
@@ -139,7 +139,7 @@ export function buildProgram(): Command {
         }
       } finally {
         bar.stop();
-        process.off('SIGINT', onSigint);
+        stopListening();
       }
     });
 

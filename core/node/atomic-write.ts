@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { trackTempFile } from './temp-files';
 
 /**
  * Fill a temporary file in the destination's folder, then rename it over the destination: a
@@ -8,12 +9,15 @@ import * as path from 'node:path';
  */
 async function replaceAtomically(destination: string, fill: (temp: string) => Promise<void>): Promise<void> {
   const temp = path.join(path.dirname(destination), `.${path.basename(destination)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const forget = trackTempFile(temp);
   try {
     await fill(temp);
     await fs.rename(temp, destination);
   } catch (e) {
     await fs.rm(temp, { force: true });
     throw e;
+  } finally {
+    forget();
   }
 }
 

@@ -9,6 +9,7 @@ import { UpbridgeError } from '../errors';
 import { pngChunk } from '../png-chunk';
 import { BitDepth, ChannelCount, Raster } from '../raster';
 import { addPngMetadata, PngMetadata } from './png-metadata';
+import { trackTempFile } from './temp-files';
 
 /**
  * A PNG encoder that takes rows as they come and writes them to disk, for outputs too large to
@@ -146,6 +147,7 @@ export class PngRowWriter {
     file: NodeJS.WritableStream,
     header: Uint8Array,
     level: number,
+    private readonly forget: () => void,
   ) {
     this.bpp = shape.channels * (shape.depth / 8);
     this.rowBytes = shape.width * this.bpp;
@@ -172,9 +174,15 @@ export class PngRowWriter {
     const header = pngHeader(shape, options.metadata);
     const dir = path.dirname(destination);
     const temp = path.join(dir, `.${path.basename(destination)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+    const forget = trackTempFile(temp);
     const file = createWriteStream(temp, { flags: 'wx' });
-    await once(file, 'open');
-    return new PngRowWriter(destination, temp, shape, file, header, options.compressionLevel ?? 6);
+    try {
+      await once(file, 'open');
+    } catch (e) {
+      forget();
+      throw e;
+    }
+    return new PngRowWriter(destination, temp, shape, file, header, options.compressionLevel ?? 6, forget);
   }
 
   /** The next rows, in order: a raster of the PNG's width, channels and depth. */
@@ -218,6 +226,8 @@ export class PngRowWriter {
     } catch (e) {
       await fs.rm(this.temp, { force: true });
       throw e;
+    } finally {
+      this.forget();
     }
   }
 
@@ -227,6 +237,7 @@ export class PngRowWriter {
     this.deflate.destroy(new Error('aborted'));
     await this.done.catch(() => undefined);
     await fs.rm(this.temp, { force: true });
+    this.forget();
   }
 }
 

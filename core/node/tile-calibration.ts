@@ -11,6 +11,7 @@ import { BORDER_PAD_PX, passCount, windowConventions } from '../upscale';
 import { sharpResampler } from './image-io';
 import { runNodeScript } from './node-script';
 import { integerInRange } from '../validate';
+import { trackTempFile } from './temp-files';
 
 /**
  * Calibrations of a model on a provider, measured once and kept beside the models
@@ -130,6 +131,7 @@ async function readCalibration(file: string, onnxSha256: string): Promise<TileCa
 async function writeCalibration(file: string, calibration: TileCalibration, replace: boolean): Promise<TileCalibration> {
   await fs.mkdir(path.dirname(file), { recursive: true });
   const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  const forget = trackTempFile(temp);
   try {
     await fs.writeFile(temp, JSON.stringify(calibration, null, 2));
     if (replace) await fs.rename(temp, file);
@@ -143,6 +145,7 @@ async function writeCalibration(file: string, calibration: TileCalibration, repl
     }
     return calibration;
   } finally {
+    forget();
     await fs.rm(temp, { force: true });
   }
 }

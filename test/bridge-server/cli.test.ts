@@ -169,6 +169,32 @@ describe('upbridge upscale: stopping and format limits', () => {
     expect(await fs.readdir(dir)).toEqual([]);
   });
 
+  test('a second Ctrl-C ends the process at once (by SIGINT: 130 in a shell) and leaves no hidden temp file of the streamed output behind', async () => {
+    // 2048² ×4 is 67 MP: the PNG is streamed into a hidden temp file beside the output while tiles run.
+    const big = path.join(dir, 'big.png');
+    await sharp({ create: { width: 2048, height: 2048, channels: 3, background: '#6080a0' } }).png().toFile(big);
+    const out = path.join(dir, 'out.png');
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, [BIN, 'upscale', big, '-o', out, '--json'], { env: process.env });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
+    try {
+      let temp: string | undefined;
+      for (let waited = 0; !temp && waited < 60_000; waited += 100) {
+        temp = (await fs.readdir(dir)).find((f) => /^\.out\.png\..*\.tmp$/.test(f));
+        if (!temp) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(temp).toBeDefined();
+      child.kill('SIGINT');
+      // The first press cancels within the running tile; the second must not wait for it.
+      await new Promise((r) => setTimeout(r, 300));
+      child.kill('SIGINT');
+      expect(await exited).toEqual({ code: null, signal: 'SIGINT' });
+      expect(await fs.readdir(dir)).toEqual(['big.png']);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  }, 120_000);
+
   test('a result too large for WebP is refused before any inference', async () => {
     const wide = path.join(dir, 'wide.png');
     await sharp({ create: { width: 1100, height: 2, channels: 3, background: '#808080' } }).png().toFile(wide);
