@@ -163,14 +163,18 @@ export function registerBatchCommands(program: Command): void {
 
       const reporter = batchReporter(opts.json === true, process.stderr.isTTY === true);
       const controller = new AbortController();
-      const stopListening = onInterrupt(() => controller.abort());
+      const interrupts = onInterrupt(() => controller.abort());
       let summary;
       try {
         ({ summary } = await runBatch(items, settings, opts.output, runner, { signal: controller.signal, onEvent: (e) => reporter.event(e) }));
       } finally {
         reporter.stop();
-        stopListening();
-        await runner.close?.();
+        try {
+          // A queued batch's close cancels remote jobs: a Ctrl-C meanwhile still ends it cleanly.
+          await runner.close?.();
+        } finally {
+          interrupts.dispose();
+        }
       }
       const manifest = path.join(path.resolve(opts.output), MANIFEST_NAME);
       if (opts.json) process.stdout.write(JSON.stringify({ event: 'summary', ...summary, manifest }) + '\n');
@@ -192,15 +196,17 @@ export function registerBatchCommands(program: Command): void {
       const lockDurationMs = integerInRange('lock-ms', opts.lockMs, 1000, 600_000);
       const worker = await startWorker({ url: opts.queue, store, provider: opts.provider, name: opts.name, lockDurationMs });
       await new Promise<void>((resolve) => {
-        let stopping = false;
-        const stop = () => {
-          if (stopping) return;
-          stopping = true;
-          process.stderr.write(`${worker.name}: stopping after the running job (Ctrl-C again to stop now; its job then goes to another worker)\n`);
-          void worker.close().then(resolve);
-        };
-        onInterrupt(stop);
-        process.once('SIGTERM', stop);
+        // SIGINT or SIGTERM: stop after the running job; a second signal stops now.
+        const interrupts = onInterrupt(
+          () => {
+            process.stderr.write(`${worker.name}: stopping after the running job (Ctrl-C again to stop now; its job then goes to another worker)\n`);
+            void worker.close().then(() => {
+              interrupts.dispose();
+              resolve();
+            });
+          },
+          { terminate: true },
+        );
       });
     });
 

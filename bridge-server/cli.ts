@@ -103,7 +103,7 @@ export function buildProgram(): Command {
       const bar = progressBar(!opts.json && process.stderr.isTTY === true);
       const controller = new AbortController();
       // A first Ctrl-C cancels (within a tile); a second one exits at once, temp files removed.
-      const stopListening = onInterrupt(() => controller.abort());
+      const interrupts = onInterrupt(() => controller.abort());
       try {
         const model = await withCustomModels(new ModelStore(), opts.model);
         const report = await upscaleFile({
@@ -139,7 +139,7 @@ export function buildProgram(): Command {
         }
       } finally {
         bar.stop();
-        stopListening();
+        interrupts.dispose();
       }
     });
 

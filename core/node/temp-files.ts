@@ -30,25 +30,39 @@ export function removeTempFilesSync(): void {
 export const INTERRUPTED_EXIT_CODE = 130;
 
 /**
- * Ctrl-C handling for a long command: the first press calls `first` (cancel, or stop after the
- * running job), a second press removes this process's temporary files and ends the process at
- * once, by SIGINT itself (shells report 130). Not process.exit(): with an inference running on
- * ONNX Runtime's threads, its exit-time destructors abort the process (SIGABRT, a core dump).
- * Returns the function that removes whichever handler is installed.
+ * Ends the process at once, by the signal itself (shells report 128 + its number, 130 for
+ * SIGINT), this process's temporary files removed first. Not process.exit(): with an inference
+ * running on ONNX Runtime's threads, its exit-time destructors abort the process (SIGABRT, a core
+ * dump). Windows has no signals: there the process is terminated with exit code 1.
  */
-export function onInterrupt(first: () => void): () => void {
-  const now = () => {
-    removeTempFilesSync();
-    process.removeAllListeners('SIGINT');
-    process.kill(process.pid, 'SIGINT');
-  };
-  const once = () => {
-    process.once('SIGINT', now);
+export function endNow(signal: 'SIGINT' | 'SIGTERM'): void {
+  removeTempFilesSync();
+  process.removeAllListeners(signal);
+  process.kill(process.pid, signal);
+}
+
+export interface Interrupts {
+  /** Removes the handlers. */
+  dispose(): void;
+}
+
+/**
+ * Ctrl-C handling for a long command: the first press calls `first` (cancel, or stop after the
+ * running job), a second press ends the process at once (endNow). With `terminate`, SIGTERM is a
+ * first press too, and a signal after the first ends the process.
+ */
+export function onInterrupt(first: () => void, options: { terminate?: boolean } = {}): Interrupts {
+  const signals: Array<'SIGINT' | 'SIGTERM'> = options.terminate ? ['SIGINT', 'SIGTERM'] : ['SIGINT'];
+  let armed = false;
+  const handlers = new Map(signals.map((signal) => [signal, () => (armed ? endNow(signal) : press())] as const));
+  const press = () => {
+    armed = true;
     first();
   };
-  process.once('SIGINT', once);
-  return () => {
-    process.off('SIGINT', once);
-    process.off('SIGINT', now);
+  for (const [signal, handler] of handlers) process.on(signal, handler);
+  return {
+    dispose: () => {
+      for (const [signal, handler] of handlers) process.off(signal, handler);
+    },
   };
 }

@@ -145,8 +145,8 @@ async function writeCalibration(file: string, calibration: TileCalibration, repl
     }
     return calibration;
   } finally {
-    forget();
     await fs.rm(temp, { force: true });
+    forget();
   }
 }
 

@@ -72,10 +72,11 @@ export async function upscaleToPngFile(
 ): Promise<PngFileResult> {
   const size = outputSize(input.width, input.height, options.scale);
   const shape = { width: size.width, height: size.height, channels: input.channels, depth: input.depth };
-  const writer = await PngRowWriter.open(output, shape, { metadata: { icc: metadata.icc, exif: metadata.exif, density: metadata.density, xmp: metadata.xmp } });
   // As runUpscalePlan: LR-PSNR compares against the colour the model saw (transparent pixels filled).
   const reference = hasAlpha(input.channels) ? fillTransparentColour(input) : input;
   const lr = new LrPsnrAccumulator(reference, shape);
+  // Opened last: everything after it is inside the try that removes its temp file on failure.
+  const writer = await PngRowWriter.open(output, shape, { metadata: { icc: metadata.icc, exif: metadata.exif, density: metadata.density, xmp: metadata.xmp } });
   const sink: RowSink = async (rows, y) => {
     lr.add(rows, y);
     await writer.write(rows);

@@ -175,7 +175,8 @@ describe('upbridge upscale: stopping and format limits', () => {
     await sharp({ create: { width: 2048, height: 2048, channels: 3, background: '#6080a0' } }).png().toFile(big);
     const out = path.join(dir, 'out.png');
     const { spawn } = await import('node:child_process');
-    const child = spawn(process.execPath, [BIN, 'upscale', big, '-o', out, '--json'], { env: process.env });
+    // x4plus tiles take seconds here: the first press's cancel cannot finish before the second press.
+    const child = spawn(process.execPath, [BIN, 'upscale', big, '-o', out, '--model', 'realesrgan-x4plus', '--tile', '64', '--json'], { env: process.env });
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
     try {
       let temp: string | undefined;
@@ -192,6 +193,7 @@ describe('upbridge upscale: stopping and format limits', () => {
       expect(await fs.readdir(dir)).toEqual(['big.png']);
     } finally {
       child.kill('SIGKILL');
+      await exited;
     }
   }, 120_000);
 

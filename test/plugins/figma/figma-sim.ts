@@ -41,6 +41,8 @@ export class FigmaSim {
   readonly page: SimPage;
   readonly pages: SimPage[] = [];
   current: SimPage;
+  /** True inside setUp(): the document a test starts from may have unloaded pages with children. */
+  building = false;
   /** The UI side: receives what the main thread posts. */
   onUiMessage?: (message: unknown) => void;
   ui: { html?: string; options?: ShowUIOptions; onmessage?: (message: unknown, props: OnMessageProperties) => void } = {};
@@ -52,6 +54,7 @@ export class FigmaSim {
   constructor() {
     this.page = this.addPage('Page 1');
     this.current = this.page;
+    this.page.loaded = true;
     this.api = strict('figma', this.buildApi()) as unknown as PluginAPI;
   }
 
@@ -85,7 +88,13 @@ export class FigmaSim {
   /** The designer opens another page (not an undoable change, as in Figma). */
   switchPage(page: SimPage): void {
     this.current = page;
+    page.loaded = true;
     this.selectionChanged();
+  }
+
+  /** The designer uses "Move to page": the node goes to `page`, which this does not load for the plugin. */
+  moveToPage(node: SimNode, page: SimPage): void {
+    insertChild(this, page, node);
   }
 
   /** What the UI sends (parent.postMessage({pluginMessage})) reaches figma.ui.onmessage. */
@@ -432,7 +441,10 @@ export class SimContainer extends SimSceneNode {
 
 export class SimPage {
   readonly type = 'PAGE';
+  readonly parent = null;
   readonly children: SimNode[] = [];
+  /** With "dynamic-page" access, only the current page and pages given loadAsync() take children. */
+  loaded = false;
   private selected: readonly SimNode[] = [];
 
   constructor(
@@ -452,10 +464,17 @@ export class SimPage {
       if (at !== this) throw new Error(`selection: the node with id "${node.id}" is not on page "${this.name}"`);
     }
     this.selected = [...nodes];
-    this.sim.selectionChanged();
+    // figma.on('selectionchange') is about the current page.
+    if (this === this.sim.current) this.sim.selectionChanged();
+  }
+
+  async loadAsync(): Promise<void> {
+    this.loaded = true;
   }
 
   appendChild(node: SimNode): void {
+    // A plugin's appendChild runs after setUp; tests build documents with the page loaded or not.
+    if (!this.loaded && !this.sim.building) throw new Error(`in appendChild: page "${this.name}" is not loaded: call loadAsync first (documentAccess "dynamic-page")`);
     insertChild(this.sim, this, node);
   }
 
@@ -492,7 +511,12 @@ function removeChild(sim: FigmaSim, parent: SimParent, node: SimNode, record: bo
 
 /** Builds a document without undo records: what was there before the plugin ran. */
 export function setUp(sim: FigmaSim, build: () => void): void {
-  build();
+  sim.building = true;
+  try {
+    build();
+  } finally {
+    sim.building = false;
+  }
   sim.api.commitUndo();
   sim.undoSteps.length = 0;
 }

@@ -107,7 +107,7 @@ test('the designer opens another page while the bridge works: the copy goes besi
 
   const outcome = await runAction(ui, 'frames', { scale: 2 });
 
-  expect(outcome).toMatchObject({ kind: 'done', text: 'Placed 1 upscaled copy: "Card @2x"', notes: ['The copy is on page "Page 1", beside the frame, and selected there'] });
+  expect(outcome).toMatchObject({ kind: 'done', text: 'Placed 1 upscaled copy: "Card @2x"', notes: ['The copy is on page "Page 1", beside its frame, and selected there'] });
   const placed = sim.page.children.at(-1) as SimSceneNode;
   expect(placed).toMatchObject({ type: 'RECTANGLE', name: 'Card @2x', x: 180, y: 50, width: 80, height: 60 });
   expect(other.children).toEqual([]);
@@ -116,6 +116,31 @@ test('the designer opens another page while the bridge works: the copy goes besi
   expect(sim.current).toBe(other);
   expect(sim.scrolledTo).toEqual([]);
   expect(sim.undoSteps).toHaveLength(1);
+});
+
+test('a frame the designer moves to another page while the bridge works: the copy follows it there, the page loaded first', async () => {
+  let card!: SimContainer;
+  let other!: SimPage;
+  const { sim, ui } = await openPlugin({
+    bridgeUrl: bridge.origin,
+    token: bridge.token,
+    document: (sim) =>
+      setUp(sim, () => {
+        other = sim.addPage('Page 2');
+        card = frame(sim, { name: 'Card', x: 100, y: 50, width: 40, height: 30 });
+        card.rendering = rendering;
+        sim.page.selection = [card];
+      }),
+  });
+  whenNextJobStarts(bridge, () => sim.moveToPage(card, other));
+
+  const outcome = await runAction(ui, 'frames', { scale: 2 });
+
+  expect(outcome).toMatchObject({ kind: 'done', notes: ['The copy is on page "Page 2", beside its frame, and selected there'] });
+  expect(other.children.map((n) => n.name)).toEqual(['Card', 'Card @2x']);
+  expect(other.children[1]).toMatchObject({ x: 180, y: 50, width: 80, height: 60 });
+  expect(other.selection).toEqual([other.children[1]]);
+  expect(sim.page.children).toEqual([]);
 });
 
 test('a result beyond 4096 px is placed as a grid of tiles in one group, every pixel kept; beyond the bridge\'s 16384 px the scale is clamped', async () => {

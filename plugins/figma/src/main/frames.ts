@@ -18,9 +18,10 @@ export const PLACEMENT_GAP = 40;
 
 interface FramePlan {
   node: SceneNode;
-  /** The node's name and place when read: the copy still goes there if the node is deleted meanwhile. */
+  /** The node's name, place and page when read: the copy still goes there if the node is deleted meanwhile. */
   name: string;
   box: Rect;
+  page: PageNode;
   bytes: Uint8Array;
   width: number;
   height: number;
@@ -31,8 +32,8 @@ interface FramePlan {
 export async function upscaleFrames(ctx: RunContext, request: RunRequest): Promise<RunOutcome> {
   const { api } = ctx;
   // The page the frames are on: the designer may open another one while the bridge works.
-  const page = api.currentPage;
-  const selection = page.selection;
+  const startPage = api.currentPage;
+  const selection = startPage.selection;
   if (selection.length === 0) throw new UpbridgeError('UPB_NOTHING_TO_UPSCALE', 'Nothing is selected: select the frames to upscale as images');
 
   const notes: string[] = [];
@@ -54,7 +55,7 @@ export async function upscaleFrames(ctx: RunContext, request: RunRequest): Promi
     if (choice.clamped) {
       notes.push(`"${node.name}": upscaled ${formatScale(choice.scale)} instead of ${formatScale(request.scale)} (${out.width}×${out.height} px), the largest the bridge makes`);
     }
-    plans.push({ node, name: node.name, box: boxOf(node), bytes, width, height, scale: choice.scale, out });
+    plans.push({ node, name: node.name, box: boxOf(node), page: startPage, bytes, width, height, scale: choice.scale, out });
   }
   if (plans.length === 0) throw new UpbridgeError('UPB_NOTHING_TO_UPSCALE', `Nothing to upscale: ${notes.join('; ')}`);
 
@@ -76,16 +77,30 @@ export async function upscaleFrames(ctx: RunContext, request: RunRequest): Promi
     if (tiled) notes.push(`"${plan.name}": ${plan.out.width}×${plan.out.height} px is larger than a Figma image (${FIGMA_MAX_IMAGE_SIDE} px a side), so it is placed as ${result.pieces.length} tiles in one group`);
   }
 
+  // Where each copy goes: beside its frame, on the frame's page now (the designer may have moved it).
+  const pages = plans.map((plan) => (plan.node.removed ? plan.page : (pageOf(plan.node) ?? plan.page)));
+  // With "dynamic-page" access a page must be loaded before children are added; loading happens
+  // before the first change, so the changes stay one undo step with no await between them.
+  for (const page of new Set(pages)) await page.loadAsync();
   // Images first: a refused image leaves the document untouched.
   const images = results.map((result) => result.pieces.map((piece) => api.createImage(piece.bytes)));
-  const placed = plans.map((plan, i) => place(api, page, plan, results[i], images[i]));
-  page.selection = placed;
-  if (api.currentPage === page) api.viewport.scrollAndZoomIntoView(placed);
-  else notes.push(`The cop${placed.length === 1 ? 'y is' : 'ies are'} on page "${page.name}", beside the frame${plans.length === 1 ? '' : 's'}, and selected there`);
+  const placed = plans.map((plan, i) => place(api, pages[i], plan, results[i], images[i]));
+  for (const page of new Set(pages)) {
+    const here = placed.filter((_, i) => pages[i] === page);
+    page.selection = here;
+    if (api.currentPage === page) api.viewport.scrollAndZoomIntoView(here);
+    else notes.push(`${here.length === 1 ? 'The copy is' : `${here.length} copies are`} on page "${page.name}", beside ${here.length === 1 ? 'its frame' : 'their frames'}, and selected there`);
+  }
   api.commitUndo();
 
   const summary = `Placed ${placed.length} upscaled cop${placed.length === 1 ? 'y' : 'ies'}: ${placed.map((n) => `"${n.name}"`).join(', ')}`;
   return { summary, notes };
+}
+
+function pageOf(node: BaseNode): PageNode | undefined {
+  let at: BaseNode | null = node;
+  while (at && at.type !== 'PAGE') at = at.parent;
+  return at ?? undefined;
 }
 
 function boxOf(node: SceneNode): Rect {
