@@ -89,7 +89,8 @@ test('a frame deleted while the bridge works: its copy is still placed where the
   expect(sim.page.children.at(-1)).toMatchObject({ type: 'RECTANGLE', name: 'Card @2x', x: 180, y: 50, width: 80, height: 60 });
 });
 
-test('the designer opens another page while the bridge works: the copy goes beside the frame on its page, selected there, the view left alone', async () => {
+/** A frame "Card" selected on Page 1, and an empty Page 2 the designer has not opened. */
+async function openWithSecondPage() {
   let card!: SimContainer;
   let other!: SimPage;
   const { sim, ui } = await openPlugin({
@@ -103,6 +104,11 @@ test('the designer opens another page while the bridge works: the copy goes besi
         sim.page.selection = [card];
       }),
   });
+  return { sim, ui, card, other };
+}
+
+test('the designer opens another page while the bridge works: the copy goes beside the frame on its page, selected there, the view left alone', async () => {
+  const { sim, ui, other } = await openWithSecondPage();
   whenNextJobStarts(bridge, () => sim.switchPage(other));
 
   const outcome = await runAction(ui, 'frames', { scale: 2 });
@@ -119,19 +125,7 @@ test('the designer opens another page while the bridge works: the copy goes besi
 });
 
 test('a frame the designer moves to another page while the bridge works: the copy follows it there, the page loaded first', async () => {
-  let card!: SimContainer;
-  let other!: SimPage;
-  const { sim, ui } = await openPlugin({
-    bridgeUrl: bridge.origin,
-    token: bridge.token,
-    document: (sim) =>
-      setUp(sim, () => {
-        other = sim.addPage('Page 2');
-        card = frame(sim, { name: 'Card', x: 100, y: 50, width: 40, height: 30 });
-        card.rendering = rendering;
-        sim.page.selection = [card];
-      }),
-  });
+  const { sim, ui, card, other } = await openWithSecondPage();
   whenNextJobStarts(bridge, () => sim.moveToPage(card, other));
 
   const outcome = await runAction(ui, 'frames', { scale: 2 });
