@@ -1,15 +1,12 @@
-import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
-import { trackTempFile } from './temp-files';
+import { tempFileBeside } from './temp-files';
 
 /**
  * Fill a temporary file in the destination's folder, then rename it over the destination: a
  * reader (or a crash) never sees a half-written file, and rename is atomic on one filesystem.
  */
 async function replaceAtomically(destination: string, fill: (temp: string) => Promise<void>): Promise<void> {
-  const temp = path.join(path.dirname(destination), `.${path.basename(destination)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const forget = trackTempFile(temp);
+  const { temp, forget } = tempFileBeside(destination);
   try {
     await fill(temp);
     await fs.rename(temp, destination);

@@ -1,7 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createWriteStream, promises as fs } from 'node:fs';
-import * as path from 'node:path';
 import { pipeline as pipelineCallback, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
@@ -9,7 +7,7 @@ import { UpbridgeError } from '../errors';
 import { pngChunk } from '../png-chunk';
 import { BitDepth, ChannelCount, Raster } from '../raster';
 import { addPngMetadata, PngMetadata } from './png-metadata';
-import { trackTempFile } from './temp-files';
+import { tempFileBeside } from './temp-files';
 
 /**
  * A PNG encoder that takes rows as they come and writes them to disk, for outputs too large to
@@ -172,9 +170,7 @@ export class PngRowWriter {
       throw new UpbridgeError('UPB_INTERNAL', `a PNG cannot be ${shape.width}×${shape.height}`);
     }
     const header = pngHeader(shape, options.metadata);
-    const dir = path.dirname(destination);
-    const temp = path.join(dir, `.${path.basename(destination)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-    const forget = trackTempFile(temp);
+    const { temp, forget } = tempFileBeside(destination);
     const file = createWriteStream(temp, { flags: 'wx' });
     try {
       await once(file, 'open');

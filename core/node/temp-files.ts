@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
+import * as path from 'node:path';
 
 /**
  * The temporary files this process is filling (atomic writes, streamed PNGs, calibrations). A
@@ -7,12 +9,14 @@ import { rmSync } from 'node:fs';
  */
 const live = new Set<string>();
 
-/** Registers a temporary file; the returned function forgets it (once renamed or removed). */
-export function trackTempFile(file: string): () => void {
-  live.add(file);
-  return () => {
-    live.delete(file);
-  };
+/**
+ * A new temporary path beside `destination` (hidden, unique to this process and call, on the same
+ * filesystem so a rename is atomic), tracked until `forget` (call it once renamed or removed).
+ */
+export function tempFileBeside(destination: string): { temp: string; forget: () => void } {
+  const temp = path.join(path.dirname(destination), `.${path.basename(destination)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  live.add(temp);
+  return { temp, forget: () => live.delete(temp) };
 }
 
 export function removeTempFilesSync(): void {
@@ -35,7 +39,7 @@ export const INTERRUPTED_EXIT_CODE = 130;
  * running on ONNX Runtime's threads, its exit-time destructors abort the process (SIGABRT, a core
  * dump). Windows has no signals: there the process is terminated with exit code 1.
  */
-export function endNow(signal: 'SIGINT' | 'SIGTERM'): void {
+function endNow(signal: 'SIGINT' | 'SIGTERM'): void {
   removeTempFilesSync();
   process.removeAllListeners(signal);
   process.kill(process.pid, signal);

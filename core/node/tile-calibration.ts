@@ -1,7 +1,6 @@
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import type { ModelEntry } from '../catalogue';
 import { measureModelOverlap } from '../exact-overlap';
 import { graphCost } from '../graph-cost';
@@ -11,7 +10,7 @@ import { BORDER_PAD_PX, passCount, windowConventions } from '../upscale';
 import { sharpResampler } from './image-io';
 import { runNodeScript } from './node-script';
 import { integerInRange } from '../validate';
-import { trackTempFile } from './temp-files';
+import { tempFileBeside } from './temp-files';
 
 /**
  * Calibrations of a model on a provider, measured once and kept beside the models
@@ -130,8 +129,7 @@ async function readCalibration(file: string, onnxSha256: string): Promise<TileCa
  */
 async function writeCalibration(file: string, calibration: TileCalibration, replace: boolean): Promise<TileCalibration> {
   await fs.mkdir(path.dirname(file), { recursive: true });
-  const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  const forget = trackTempFile(temp);
+  const { temp, forget } = tempFileBeside(file);
   try {
     await fs.writeFile(temp, JSON.stringify(calibration, null, 2));
     if (replace) await fs.rename(temp, file);

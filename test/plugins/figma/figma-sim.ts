@@ -355,9 +355,7 @@ export class SimSceneNode {
 
   /** BaseNode.removed: true once the node is no longer in the document (deleted, or inside a deleted parent). */
   get removed(): boolean {
-    let at: SimParent | null = this.parent;
-    while (at && at instanceof SimSceneNode) at = at.parent;
-    return at === null;
+    return pageOf(this) === null;
   }
 
   get fills(): readonly Paint[] | symbol {
@@ -459,9 +457,7 @@ export class SimPage {
   /** Each page keeps its own selection; the simulation refuses a node of another page (what Figma does then is not documented). */
   set selection(nodes: readonly SimNode[]) {
     for (const node of nodes) {
-      let at: SimParent | null = node.parent;
-      while (at && at instanceof SimSceneNode) at = at.parent;
-      if (at !== this) throw new Error(`selection: the node with id "${node.id}" is not on page "${this.name}"`);
+      if (pageOf(node) !== this) throw new Error(`selection: the node with id "${node.id}" is not on page "${this.name}"`);
     }
     this.selected = [...nodes];
     // figma.on('selectionchange') is about the current page.
@@ -481,6 +477,13 @@ export class SimPage {
   removeChild(node: SimNode, record: boolean): void {
     removeChild(this.sim, this, node, record);
   }
+}
+
+/** The page a node is on, or null once it (or a parent) has been removed. */
+function pageOf(node: SimNode): SimPage | null {
+  let at: SimParent | null = node.parent;
+  while (at && at instanceof SimSceneNode) at = at.parent;
+  return at;
 }
 
 function insertChild(sim: FigmaSim, parent: SimParent, node: SimNode): void {

@@ -2,8 +2,9 @@
  * Action 2: upscale a frame (or any layer) as an image. The layer is exported as a PNG at 1x,
  * upscaled, and placed beside the original as a new layer named after it with the scale, at one
  * image pixel per unit, on the frame's page even if the designer has gone to another page meanwhile
- * (a copy on the wrong page is lost from view). A result wider or taller than Figma's 4096 px image limit arrives from the
- * UI cut into tiles and is placed as a grid of image layers in one group, keeping every pixel.
+ * (a copy on the wrong page is lost from view). A result wider or taller than Figma's 4096 px image
+ * limit arrives from the UI cut into tiles and is placed as a grid of image layers in one group,
+ * keeping every pixel.
  */
 import { UpbridgeError } from '../../../../core/errors';
 import { outputSize } from '../../../../core/scale';
@@ -18,10 +19,9 @@ export const PLACEMENT_GAP = 40;
 
 interface FramePlan {
   node: SceneNode;
-  /** The node's name, place and page when read: the copy still goes there if the node is deleted meanwhile. */
+  /** The node's name and place when read: the copy still goes there if the node is deleted meanwhile. */
   name: string;
   box: Rect;
-  page: PageNode;
   bytes: Uint8Array;
   width: number;
   height: number;
@@ -55,7 +55,7 @@ export async function upscaleFrames(ctx: RunContext, request: RunRequest): Promi
     if (choice.clamped) {
       notes.push(`"${node.name}": upscaled ${formatScale(choice.scale)} instead of ${formatScale(request.scale)} (${out.width}×${out.height} px), the largest the bridge makes`);
     }
-    plans.push({ node, name: node.name, box: boxOf(node), page: startPage, bytes, width, height, scale: choice.scale, out });
+    plans.push({ node, name: node.name, box: boxOf(node), bytes, width, height, scale: choice.scale, out });
   }
   if (plans.length === 0) throw new UpbridgeError('UPB_NOTHING_TO_UPSCALE', `Nothing to upscale: ${notes.join('; ')}`);
 
@@ -78,7 +78,7 @@ export async function upscaleFrames(ctx: RunContext, request: RunRequest): Promi
   }
 
   // Where each copy goes: beside its frame, on the frame's page now (the designer may have moved it).
-  const pages = plans.map((plan) => (plan.node.removed ? plan.page : (pageOf(plan.node) ?? plan.page)));
+  const pages = plans.map((plan) => (plan.node.removed ? startPage : (pageOf(plan.node) ?? startPage)));
   // With "dynamic-page" access a page must be loaded before children are added; loading happens
   // before the first change, so the changes stay one undo step with no await between them.
   for (const page of new Set(pages)) await page.loadAsync();
